@@ -1,0 +1,120 @@
+"""GPT-2 configuration: the fields of transformers' `GPT2Config`, the paper's defaults, and named presets.
+
+Field names follow `transformers.GPT2Config` and the released `config.json` of openai-community/gpt2, so a
+released config loads as it is; only `model_type` differs, because `gpt2` belongs to transformers.
+"""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+# Named sizes of the GPT-2 paper (Radford et al. 2019, table 2), plus a tiny one for tests and CPU demos.
+# The paper's "117M / 345M / 762M / 1542M" are the same models counted with a different method.
+PRESETS: dict[str, dict] = {
+    "tiny": {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 128},
+    "124M": {"n_layer": 12, "n_embd": 768, "n_head": 12},
+    "355M": {"n_layer": 24, "n_embd": 1024, "n_head": 16},
+    "774M": {"n_layer": 36, "n_embd": 1280, "n_head": 20},
+    "1.5B": {"n_layer": 48, "n_embd": 1600, "n_head": 25},
+}
+PRESET_ALIASES = {
+    "gpt2": "124M",
+    "gpt2-medium": "355M",
+    "gpt2-large": "774M",
+    "gpt2-xl": "1.5B",
+    "117M": "124M",
+    "345M": "355M",
+    "762M": "774M",
+    "1542M": "1.5B",
+}
+
+_POSITIVE_INT_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+_PROBABILITY_FIELDS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")
+
+
+@strict(accept_kwargs=True)
+class GPT2OriginsConfig(PreTrainedConfig):
+    r"""
+    Configuration of a GPT-2 model (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners").
+
+    The defaults give the 124M model. `GPT2OriginsConfig.from_preset("355M")` gives another size of the paper.
+
+    Args:
+        vocab_size: Size of the byte-level BPE vocabulary; 50,257 for the released tokenizer (`<|endoftext|>` = 50256).
+        n_positions: Longest sequence the learned position table covers (the context).
+        n_embd: Width of the residual stream (d_model).
+        n_layer: Number of transformer blocks.
+        n_head: Number of attention heads; `n_embd` must be divisible by it.
+        n_inner: Width of the MLP's hidden layer; `None` means 4 * n_embd.
+        activation_function: MLP non-linearity; `gelu_new` is the tanh approximation of GELU GPT-2 used.
+        resid_pdrop / embd_pdrop / attn_pdrop: Dropout on residual branches, embeddings and attention weights.
+        layer_norm_epsilon: Epsilon of every LayerNorm.
+        initializer_range: Std of the normal init; residual projections get std / sqrt(2 * n_layer).
+        scale_attn_weights: Divide attention scores by sqrt(head_dim).
+        scale_attn_by_inverse_layer_idx: Also divide by (layer_idx + 1) (a Mistral/Stanford CRFM variant, off in GPT-2).
+        use_cache: Return the KV cache from forward by default (used by `generate`).
+    """
+
+    model_type = "gpt2-origins"
+    keys_to_ignore_at_inference = ["cache"]
+    attribute_map = {
+        "hidden_size": "n_embd",
+        "max_position_embeddings": "n_positions",
+        "num_attention_heads": "n_head",
+        "num_hidden_layers": "n_layer",
+    }
+
+    vocab_size: int = 50257  # OpenAI's byte-level BPE: 256 bytes + 50,000 merges + <|endoftext|>
+    n_positions: int = 1024  # GPT-2 doubled GPT-1's 512-token context
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12  # head_dim 64 in every size of the paper
+    n_inner: int | None = None
+    activation_function: str = "gelu_new"  # tanh-approximated GELU, as in the released TensorFlow code
+    resid_pdrop: float | int = 0.1
+    embd_pdrop: float | int = 0.1
+    attn_pdrop: float | int = 0.1
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    scale_attn_weights: bool = True
+    scale_attn_by_inverse_layer_idx: bool = False
+    use_cache: bool = True
+    bos_token_id: int | None = 50256
+    eos_token_id: int | list[int] | None = 50256
+    pad_token_id: int | None = None
+    tie_word_embeddings: bool = True  # the LM head is the token embedding (GPT-2 stores no separate head)
+
+    def __post_init__(self, **kwargs):
+        # Checked here, before transformers' own validators, so that a bad value raises a plain ValueError.
+        self.validate_architecture()
+        super().__post_init__(**kwargs)
+
+    def validate_architecture(self):
+        """Sizes positive, heads dividing the width, dropout a probability (also re-run by `config.validate()`)."""
+        for name in _POSITIVE_INT_FIELDS:
+            value = getattr(self, name)
+            if value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+        if self.n_inner is not None and self.n_inner <= 0:
+            raise ValueError(f"`n_inner` must be a positive integer or None, got {self.n_inner}.")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"`n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head}): each head gets "
+                f"n_embd / n_head dimensions."
+            )
+        for name in _PROBABILITY_FIELDS:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"`{name}` must be a probability in [0, 1], got {value}.")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "GPT2OriginsConfig":
+        """A config for one of the paper's sizes ("124M", "355M", "774M", "1.5B", or "gpt2", "gpt2-medium", ...)
+        or "tiny" for tests; keyword arguments override single fields."""
+        key = PRESET_ALIASES.get(name, name)
+        if key not in PRESETS:
+            known = ", ".join([*PRESETS, *PRESET_ALIASES])
+            raise ValueError(f"Unknown GPT-2 preset {name!r}; known presets: {known}.")
+        return cls(**{**PRESETS[key], **overrides})
+
+
+__all__ = ["GPT2OriginsConfig", "PRESETS"]

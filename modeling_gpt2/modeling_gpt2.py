@@ -1,0 +1,406 @@
+"""GPT-2 (Radford et al. 2019) as a transformers 5.x model: attention -> MLP -> block -> base model -> LM head.
+
+Parameter names and layouts are those of the released checkpoints (openai-community/gpt2): `wte`, `wpe`,
+`h.{i}.attn.c_attn`, `ln_f`, Conv1D weights stored (in_features, out_features), the LM head tied to `wte` and not
+stored. A folder saved by `transformers.GPT2LMHeadModel` therefore loads here with `from_pretrained` as it is.
+
+Beyond transformers' own GPT-2: position ids follow the attention mask in `forward` itself (left-padded batches are
+right without `generate`), every input is checked with an error that names the value and the limit, and the
+loss honours `num_items_in_batch` so Trainer's gradient accumulation equals one large batch.
+"""
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, slice_logits_to_keep
+from transformers.pytorch_utils import Conv1D
+from transformers.utils import can_return_tuple, logging
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+
+from .configuration_gpt2 import GPT2OriginsConfig
+
+logger = logging.get_logger(__name__)
+
+
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention; the signature every backend of `ALL_ATTENTION_FUNCTIONS` shares.
+
+    query: (B, nh, T, hs); key, value: (B, nh, S, hs) with S = cached + new positions; attention_mask: additive
+    (B, 1, T, S) from `create_causal_mask`, causal and padding already in it. Returns (B, T, nh, hs) and (B, nh, T, S).
+    """
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, nh, T, S)
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    # Softmax in fp32 whatever the compute dtype: bf16 exponentials lose the small probabilities.
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(value.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value)  # (B, nh, T, hs)
+    attn_output = attn_output.transpose(1, 2).contiguous()  # (B, T, nh, hs)
+    return attn_output, attn_weights
+
+
+class GPT2OriginsAttention(nn.Module):
+    """Causal multi-head self-attention with one fused QKV projection (`c_attn`), as in the released weights."""
+
+    def __init__(self, config: GPT2OriginsConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.embed_dim = config.n_embd
+        self.num_heads = config.n_head
+        self.head_dim = self.embed_dim // self.num_heads
+        self.is_causal = True  # read by the sdpa / flash backends
+
+        self.scaling = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
+        if config.scale_attn_by_inverse_layer_idx:
+            self.scaling /= float(layer_idx + 1)
+
+        self.c_attn = Conv1D(3 * self.embed_dim, self.embed_dim)
+        self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
+        self.attn_dropout = nn.Dropout(config.attn_pdrop)
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, seq_len, _ = hidden_states.shape  # (B, T, C)
+        query, key, value = self.c_attn(hidden_states).split(self.embed_dim, dim=2)  # 3 x (B, T, C)
+        head_shape = (batch_size, seq_len, self.num_heads, self.head_dim)
+        query = query.view(head_shape).transpose(1, 2)  # (B, nh, T, hs)
+        key = key.view(head_shape).transpose(1, 2)  # (B, nh, T, hs)
+        value = value.view(head_shape).transpose(1, 2)  # (B, nh, T, hs)
+
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)  # (B, nh, S, hs), S = past + T
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attn_dropout.p if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )  # (B, T, nh, hs)
+        attn_output = attn_output.reshape(batch_size, seq_len, self.embed_dim).contiguous()  # (B, T, C)
+        attn_output = self.resid_dropout(self.c_proj(attn_output))
+        return attn_output, attn_weights
+
+
+class GPT2OriginsMLP(nn.Module):
+    """Position-wise feed-forward: C -> 4C -> GELU (tanh approximation) -> C."""
+
+    def __init__(self, config: GPT2OriginsConfig):
+        super().__init__()
+        inner_dim = config.n_inner if config.n_inner is not None else 4 * config.n_embd
+        self.c_fc = Conv1D(inner_dim, config.n_embd)
+        self.act = ACT2FN[config.activation_function]
+        self.c_proj = Conv1D(config.n_embd, inner_dim)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.act(self.c_fc(hidden_states))  # (B, T, 4C)
+        return self.dropout(self.c_proj(hidden_states))  # (B, T, C)
+
+
+class GPT2OriginsBlock(GradientCheckpointingLayer):
+    """Pre-LayerNorm block (GPT-2 paper, section 2.3: "Layer normalization was moved to the input of each
+    sub-block"): x = x + Attn(LN(x)); x = x + MLP(LN(x))."""
+
+    def __init__(self, config: GPT2OriginsConfig, layer_idx: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = GPT2OriginsAttention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = GPT2OriginsMLP(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        attn_output, _ = self.attn(self.ln_1(hidden_states), attention_mask=attention_mask, cache=cache, **kwargs)
+        hidden_states = hidden_states + attn_output  # (B, T, C)
+        hidden_states = hidden_states + self.mlp(self.ln_2(hidden_states))  # (B, T, C)
+        return hidden_states
+
+
+class GPT2OriginsPreTrainedModel(PreTrainedModel):
+    config_class = GPT2OriginsConfig
+    config: GPT2OriginsConfig
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GPT2OriginsBlock"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    _can_record_outputs = {
+        "hidden_states": GPT2OriginsBlock,
+        "attentions": OutputRecorder(GPT2OriginsAttention, index=1),
+    }
+    # Checkpoints written by old transformers versions store the causal-mask buffers; the mask is built per call now.
+    _keys_to_ignore_on_load_unexpected = [r"attn\.bias$", r"attn\.masked_bias$"]
+
+    def _init_weights(self, module: nn.Module):
+        """N(0, 0.02) everywhere, zero biases, unit LayerNorm gains; the projections that write into the residual
+        stream get std 0.02 / sqrt(2 * n_layer) (GPT-2 paper, section 2.3: "scale the weights of residual layers at
+        initialization by a factor of 1/sqrt(N) where N is the number of residual layers", two per block)."""
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, Conv1D):
+            init.normal_(module.weight, mean=0.0, std=std)
+            init.zeros_(module.bias)
+        if isinstance(module, (GPT2OriginsAttention, GPT2OriginsMLP)):
+            init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+
+
+def _check_inputs(
+    config: GPT2OriginsConfig,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    past_length: int,
+) -> None:
+    """Every way a batch can be wrong, as a ValueError naming the value and the limit.
+
+    The checks that read tensor values (id range, NaN) are skipped while torch.compile traces, where they would break
+    the graph; shapes are always checked.
+    """
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+    if input_ids is not None:
+        if input_ids.ndim != 2:
+            raise ValueError(
+                f"`input_ids` must have shape (batch_size, sequence_length), got shape {tuple(input_ids.shape)}."
+            )
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise ValueError(f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype}.")
+        batch_size, seq_len = input_ids.shape
+    else:
+        if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != config.n_embd:
+            raise ValueError(
+                f"`inputs_embeds` must have shape (batch_size, sequence_length, n_embd={config.n_embd}), got shape "
+                f"{tuple(inputs_embeds.shape)}."
+            )
+        batch_size, seq_len = inputs_embeds.shape[:2]
+    if batch_size == 0 or seq_len == 0:
+        raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
+    if past_length + seq_len > config.n_positions:
+        raise ValueError(
+            f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
+            f"model has n_positions={config.n_positions}."
+        )
+    if attention_mask is not None and attention_mask.ndim == 2:
+        expected = (batch_size, past_length + seq_len)
+        if tuple(attention_mask.shape) != expected:
+            raise ValueError(
+                f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected (batch_size, cached + new "
+                f"positions) = {expected}."
+            )
+    elif attention_mask is not None and attention_mask.ndim != 4:
+        raise ValueError(
+            f"`attention_mask` must be 2D (batch_size, positions) or a prepared 4D mask, got shape "
+            f"{tuple(attention_mask.shape)}."
+        )
+    if position_ids is not None and position_ids.shape[-1] != seq_len:
+        raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
+
+    if torch.compiler.is_compiling():
+        return
+    if input_ids is not None:
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"Token id {bad} is outside the vocabulary [0, {config.vocab_size}).")
+    elif torch.isnan(inputs_embeds).any():
+        raise ValueError("`inputs_embeds` contains NaN.")
+    if position_ids is not None and (int(position_ids.min()) < 0 or int(position_ids.max()) >= config.n_positions):
+        raise ValueError(
+            f"`position_ids` must lie in [0, {config.n_positions}), got values in "
+            f"[{int(position_ids.min())}, {int(position_ids.max())}]."
+        )
+
+
+class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
+    """The GPT-2 transformer: token + learned position embeddings, `n_layer` pre-LN blocks, a final LayerNorm."""
+
+    def __init__(self, config: GPT2OriginsConfig):
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList([GPT2OriginsBlock(config, layer_idx=i) for i in range(config.n_layer)])
+        # GPT-2 paper, section 2.3: "an additional layer normalization was added after the final self-attention block".
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.wte
+
+    def set_input_embeddings(self, new_embeddings: nn.Embedding):
+        self.wte = new_embeddings
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            Token ids; with a `cache`, only the ids that are not cached yet.
+        cache (`Cache`, *optional*):
+            Keys and values of earlier positions (transformers' Cache classes); filled in place when `use_cache`.
+        attention_mask (`torch.Tensor` of shape `(batch_size, cached + sequence_length)`, *optional*):
+            1 for real tokens, 0 for padding, on either side. When `position_ids` is not given, positions are counted
+            over the real tokens only, so a left-padded prompt gets the positions it would have alone.
+        position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Explicit positions in [0, n_positions). Without an attention mask, positions that restart at 0 mark
+            packed documents, and attention does not cross them.
+        inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*):
+            Token embeddings to use instead of `input_ids`.
+        """
+        kwargs.pop("output_attentions", None)
+        kwargs.pop("output_hidden_states", None)
+        if cache is None:
+            cache = kwargs.pop("past_key_values", None)  # the name transformers < 5.24 used
+        past_length = cache.get_seq_length() if cache is not None else 0
+        _check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, past_length)
+
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        if inputs_embeds is None:
+            inputs_embeds = self.wte(input_ids)  # (B, T, C)
+        seq_len = inputs_embeds.shape[1]
+
+        mask_position_ids = position_ids
+        if position_ids is None:
+            if attention_mask is not None and attention_mask.ndim == 2:
+                # Count real tokens only: a left-padded row starts at position 0 at its first real token.
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq_len:]  # (B, T)
+            else:
+                position_ids = torch.arange(past_length, past_length + seq_len, device=inputs_embeds.device)
+                position_ids = position_ids.unsqueeze(0)  # (1, T)
+
+        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, C)
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            cache=cache,
+            position_ids=mask_position_ids,
+        )
+        for block in self.h:
+            hidden_states = block(hidden_states, attention_mask=causal_mask, cache=cache, **kwargs)
+        hidden_states = self.ln_f(hidden_states)  # (B, T, C)
+
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
+
+
+class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
+    """GPT-2 with its language-modelling head (the transposed token embedding)."""
+
+    _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
+
+    def __init__(self, config: GPT2OriginsConfig):
+        super().__init__(config)
+        self.transformer = GPT2OriginsModel(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.loss_type = "ForCausalLM"  # transformers' shifted cross-entropy that honours `num_items_in_batch`
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        r"""
+        Arguments as in [`GPT2OriginsModel.forward`], and:
+
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Next-token targets, shifted inside the model (so `labels=input_ids` works); -100 is ignored. The loss is
+            the mean over the non-ignored targets, or their sum divided by `num_items_in_batch` when Trainer passes
+            it, so gradient accumulation over micro-batches equals one large batch.
+        logits_to_keep (`int` or `torch.Tensor`):
+            Compute logits for the last `logits_to_keep` positions only (0 = all); `generate` uses 1.
+
+        Returns `CausalLMOutputWithPast` with `loss` (scalar), `logits` (B, T, vocab_size), `cache`.
+        """
+        outputs: BaseModelOutputWithPast = self.transformer(
+            input_ids,
+            cache=cache,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)  # (B, T, vocab_size)
+
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:-1]:
+                raise ValueError(
+                    f"`labels` has shape {tuple(labels.shape)}, expected the input's (batch_size, sequence_length) "
+                    f"= {tuple(logits.shape[:-1])}."
+                )
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+__all__ = ["GPT2OriginsPreTrainedModel", "GPT2OriginsModel", "GPT2OriginsLMHeadModel"]
