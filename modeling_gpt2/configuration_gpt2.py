@@ -50,7 +50,7 @@ class GPT2OriginsConfig(PreTrainedConfig):
         layer_norm_epsilon: Epsilon of every LayerNorm.
         initializer_range: Std of the normal init; residual projections get std / sqrt(2 * n_layer).
         scale_attn_weights: Divide attention scores by sqrt(head_dim).
-        scale_attn_by_inverse_layer_idx: Also divide by (layer_idx + 1) (a Mistral/Stanford CRFM variant, off in GPT-2).
+        scale_attn_by_inverse_layer_idx: Also divide by (layer_idx + 1) (Stanford CRFM's variant; off in GPT-2).
         use_cache: Return the KV cache from forward by default (used by `generate`).
     """
 

@@ -10,9 +10,13 @@ loss honours `num_items_in_batch` so Trainer's gradient accumulation equals one 
 """
 
 import math
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
@@ -140,6 +144,9 @@ class GPT2OriginsBlock(GradientCheckpointingLayer):
         self.attn = GPT2OriginsAttention(config, layer_idx)
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = GPT2OriginsMLP(config)
+        # The two projections that write into the residual stream get the scaled init (see `_init_weights`).
+        self.attn.c_proj.is_residual_projection = True
+        self.mlp.c_proj.is_residual_projection = True
 
     def forward(
         self,
@@ -177,12 +184,74 @@ class GPT2OriginsPreTrainedModel(PreTrainedModel):
         stream get std 0.02 / sqrt(2 * n_layer) (GPT-2 paper, section 2.3: "scale the weights of residual layers at
         initialization by a factor of 1/sqrt(N) where N is the number of residual layers", two per block)."""
         super()._init_weights(module)
-        std = self.config.initializer_range
+        # Decided on the Conv1D itself: transformers skips custom-code modules that own no parameters directly.
         if isinstance(module, Conv1D):
+            std = self.config.initializer_range
+            if getattr(module, "is_residual_projection", False):
+                std = std / math.sqrt(2 * self.config.n_layer)
             init.normal_(module.weight, mean=0.0, std=std)
             init.zeros_(module.bias)
-        if isinstance(module, (GPT2OriginsAttention, GPT2OriginsMLP)):
-            init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        tokenizer=None,
+        commit_message: str = "Upload model",
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+        tags: list[str] | None = None,
+    ):
+        """Upload config (with `auto_map`), code, safetensors weights, the tokenizer if given, and a model card (only
+        where the repository has none yet) to the Hub in one commit; the repository is created if needed."""
+        api = HfApi()
+        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(folder)
+            try:
+                ModelCard.load(repo_id, token=token)  # the user's card stays as it is
+            except (EntryNotFoundError, RepositoryNotFoundError):
+                self.model_card(repo_id, tags).save(Path(folder) / "README.md")
+            return api.upload_folder(
+                repo_id=repo_id,
+                folder_path=folder,
+                commit_message=commit_message,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
+
+    def model_card(self, repo_id: str, tags: list[str] | None = None) -> ModelCard:
+        """A model card naming the architecture, its size and how to load it without gpt-origins installed."""
+        config = self.config
+        tag_lines = "".join(f"- {tag}\n" for tag in ["gpt-origins", "gpt2", "text-generation", *(tags or [])])
+        return ModelCard(
+            f"""---
+library_name: transformers
+pipeline_tag: text-generation
+tags:
+{tag_lines}---
+
+# {repo_id.split("/")[-1]}
+
+A GPT-2 language model (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners")
+built with [gpt-origins](https://pypi.org/project/gpt-origins/): {self.num_parameters():,} parameters,
+{config.n_layer} pre-LayerNorm blocks of width {config.n_embd} with {config.n_head} heads, a context of
+{config.n_positions} tokens and a vocabulary of {config.vocab_size:,}.
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
+```
+
+With gpt-origins installed (`import modeling_gpt2`), `trust_remote_code` is not needed.
+"""
+        )
 
 
 def _check_inputs(

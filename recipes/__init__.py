@@ -1,0 +1,1 @@
+"""Command-line recipes of gpt-origins: `python -m recipes.<name> --help`."""

@@ -1,0 +1,249 @@
+"""Checks that every causal LM of gpt-origins must pass, shared by tests/gpt1 and tests/gpt2.
+
+Each function takes a model class and a tiny config and asserts one equivalence (sdpa == eager, cached == uncached,
+padded == alone, checkpointed == plain, saved == loaded, remote code == installed code, accumulated == one batch).
+transformers' own test mixins are not shipped in its wheel, hence this module.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import torch
+from torch.testing import assert_close
+
+
+def build(model_cls, config, attn_implementation="eager", seed=0):
+    """A model in eval mode with the given attention backend, deterministic weights."""
+    torch.manual_seed(seed)
+    config._attn_implementation = attn_implementation
+    return model_cls(config).eval()
+
+
+def random_ids(config, batch_size, seq_len, seed=1, low=1):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(low, config.vocab_size, (batch_size, seq_len), generator=generator)
+
+
+def left_pad(prompts: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad 1D prompts into (B, T) ids and mask."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        ids[row, width - len(prompt) :] = prompt
+        mask[row, width - len(prompt) :] = 1
+    return ids, mask
+
+
+def check_eager_equals_sdpa(model_cls, config):
+    eager = build(model_cls, config, "eager")
+    sdpa = build(model_cls, config, "sdpa")
+    sdpa.load_state_dict(eager.state_dict())
+    ids = random_ids(config, 3, 12)
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0  # one left-padded row
+    mask[1, -3:] = 0  # one right-padded row
+    with torch.no_grad():
+        out_eager = eager(ids, attention_mask=mask).logits
+        out_sdpa = sdpa(ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert_close(out_sdpa[real], out_eager[real], atol=1e-5, rtol=1e-5)
+
+
+def check_cached_generation_equals_uncached(model_cls, config):
+    model = build(model_cls, config, "sdpa")
+    ids = random_ids(config, 2, 6)
+    kwargs = dict(max_new_tokens=8, do_sample=False, pad_token_id=0, attention_mask=torch.ones_like(ids))
+    with torch.no_grad():
+        cached = model.generate(ids, use_cache=True, **kwargs)
+        uncached = model.generate(ids, use_cache=False, **kwargs)
+    assert cached.shape == (2, 14)
+    assert torch.equal(cached, uncached)
+    # And step by step: logits of a cached forward equal those of the full forward.
+    with torch.no_grad():
+        full = model(cached).logits
+        first = model(cached[:, :10], use_cache=True)
+        rest = model(cached[:, 10:], cache=first.cache, use_cache=True).logits
+    assert_close(rest, full[:, 10:], atol=1e-5, rtol=1e-5)
+
+
+def check_left_padding_equals_alone(model_cls, config, pad_id=0):
+    model = build(model_cls, config, "sdpa")
+    prompts = [random_ids(config, 1, n, seed=n)[0] for n in (3, 7, 5)]
+    ids, mask = left_pad(prompts, pad_id)
+    with torch.no_grad():
+        # forward itself: positions follow the mask, so the last-token logits equal each prompt alone
+        batch_logits = model(ids, attention_mask=mask).logits[:, -1]
+        batch_gen = model.generate(ids, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=pad_id)
+        for row, prompt in enumerate(prompts):
+            alone = model(prompt[None]).logits[0, -1]
+            assert_close(batch_logits[row], alone, atol=1e-5, rtol=1e-5)
+            alone_gen = model.generate(prompt[None], max_new_tokens=6, do_sample=False, pad_token_id=pad_id)
+            assert torch.equal(batch_gen[row, -6:], alone_gen[0, -6:])
+
+
+def check_gradient_checkpointing_equivalence(model_cls, config):
+    config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
+    plain = build(model_cls, config).train()
+    checkpointed = build(model_cls, config).train()
+    checkpointed.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    assert checkpointed.is_activation_checkpointing
+    ids = random_ids(config, 2, 10)
+    losses = []
+    for model in (plain, checkpointed):
+        loss = model(ids, labels=ids).loss
+        loss.backward()
+        losses.append(loss.detach())
+    assert_close(losses[0], losses[1])
+    grads = dict(checkpointed.named_parameters())
+    for name, param in plain.named_parameters():
+        assert_close(param.grad, grads[name].grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def check_save_load_round_trip(model_cls, config, tmp_path: Path):
+    model = build(model_cls, config)
+    model.save_pretrained(tmp_path)
+    files = {p.name for p in tmp_path.iterdir()}
+    assert "model.safetensors" in files and not any(f.endswith(".bin") for f in files)
+    saved_config = json.loads((tmp_path / "config.json").read_text())
+    assert saved_config["model_type"] == config.model_type
+    assert "auto_map" in saved_config
+    loaded = model_cls.from_pretrained(tmp_path, attn_implementation=config._attn_implementation).eval()
+    ids = random_ids(config, 2, 9)
+    with torch.no_grad():
+        assert_close(loaded(ids).logits, model(ids).logits, atol=0, rtol=0)
+    return saved_config
+
+
+REMOTE_CODE_SCRIPT = """
+import sys
+# gpt-origins may be installed in this environment: make its packages unimportable for this process.
+for name in ("modeling_gpt1", "modeling_gpt2", "recipes"):
+    sys.modules[name] = None
+try:
+    import {package}  # noqa
+except ImportError:
+    pass
+else:
+    raise SystemExit("{package} is importable: the test would not prove anything")
+import torch
+from transformers import {auto_class}
+model = {auto_class}.from_pretrained(sys.argv[1], trust_remote_code=True, attn_implementation=sys.argv[4]).eval()
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+ids = torch.load(sys.argv[2], weights_only=True)
+with torch.no_grad():
+    out = model(ids)
+torch.save(out.logits, sys.argv[3])
+"""
+
+
+def check_remote_code_load(model, package: str, auto_class: str, ids: torch.Tensor, tmp_path: Path):
+    """Save `model`, load it in a fresh interpreter where `package` cannot be imported, compare the logits."""
+    folder = tmp_path / "saved"
+    model.save_pretrained(folder)
+    torch.save(ids, tmp_path / "ids.pt")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), TRANSFORMERS_VERBOSITY="error")
+    script = textwrap.dedent(REMOTE_CODE_SCRIPT).format(package=package, auto_class=auto_class)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(folder),
+            str(tmp_path / "ids.pt"),
+            str(tmp_path / "out.pt"),
+            model.config._attn_implementation,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with torch.no_grad():
+        expected = model(ids).logits
+    assert_close(torch.load(tmp_path / "out.pt", weights_only=True), expected, atol=0, rtol=0)
+
+
+def check_trainer_gradient_accumulation(model_cls, config, tmp_path: Path, pad_id=0):
+    """Trainer with 4 micro-batches of 2 gives the same update as one batch of 8, with uneven real lengths."""
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
+    lengths = [12, 3, 9, 5, 12, 2, 7, 11]  # uneven: a per-micro-batch mean would weight tokens wrongly
+    generator = torch.Generator().manual_seed(3)
+    rows = []
+    for n in lengths:
+        ids = torch.full((12,), pad_id)
+        ids[:n] = torch.randint(1, config.vocab_size, (n,), generator=generator)
+        labels = ids.clone()
+        labels[n:] = -100
+        rows.append({"input_ids": ids.tolist(), "attention_mask": [1] * n + [0] * (12 - n), "labels": labels.tolist()})
+    dataset = Dataset.from_list(rows)
+
+    def train(batch_size, accumulation):
+        model = build(model_cls, config).train()
+        args = TrainingArguments(
+            output_dir=str(tmp_path / f"run{batch_size}"),
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=accumulation,
+            max_steps=1,
+            learning_rate=0.5,
+            optim="sgd",
+            lr_scheduler_type="constant",
+            max_grad_norm=0.0,
+            logging_steps=1,
+            report_to=[],
+            use_cpu=True,
+            save_strategy="no",
+            seed=0,
+            dataloader_num_workers=0,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=dataset)
+        trainer.train()
+        loss = next(entry["loss"] for entry in trainer.state.log_history if "loss" in entry)
+        return model, loss
+
+    one_batch, loss_one = train(8, 1)
+    accumulated, loss_acc = train(2, 4)
+    assert abs(loss_one - loss_acc) < 1e-4, (loss_one, loss_acc)
+    params = dict(accumulated.named_parameters())
+    for name, param in one_batch.named_parameters():
+        assert_close(params[name], param, atol=1e-6, rtol=1e-5, msg=name)
+    # and the reference: the mean loss over all 8 rows' real tokens, computed directly
+    model = build(model_cls, config)
+    batch = dataset[:]
+    with torch.no_grad():
+        direct = model(
+            torch.tensor(batch["input_ids"]),
+            attention_mask=torch.tensor(batch["attention_mask"]),
+            labels=torch.tensor(batch["labels"]),
+        ).loss
+    assert abs(direct.item() - loss_one) < 1e-4
+
+
+def check_compile_fullgraph_training_step(model_cls, config):
+    """forward + backward under torch.compile(fullgraph=True): no graph break, same loss and grads as eager."""
+    import torch._dynamo
+
+    config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
+    torch._dynamo.reset()
+    plain = build(model_cls, config, "sdpa").train()
+    compiled_model = build(model_cls, config, "sdpa").train()
+    compiled = torch.compile(compiled_model, fullgraph=True, backend="aot_eager")
+    ids = random_ids(config, 2, 16)
+    loss_plain = plain(ids, labels=ids).loss
+    loss_plain.backward()
+    loss_compiled = compiled(ids, labels=ids).loss
+    loss_compiled.backward()
+    assert_close(loss_compiled, loss_plain, atol=1e-5, rtol=1e-5)
+    grads = dict(compiled_model.named_parameters())
+    for name, param in plain.named_parameters():
+        assert_close(grads[name].grad, param.grad, atol=1e-5, rtol=1e-4, msg=name)

