@@ -114,7 +114,12 @@ class GPT2OriginsConfig(PreTrainedConfig):
         if key not in PRESETS:
             known = ", ".join([*PRESETS, *PRESET_ALIASES])
             raise ValueError(f"Unknown GPT-2 preset {name!r}; known presets: {known}.")
-        return cls(**{**PRESETS[key], **overrides})
+        fields = {**PRESETS[key], **overrides}
+        if fields.get("vocab_size", 50257) <= 50256:
+            # A smaller (e.g. self-trained) vocabulary has no <|endoftext|> at 50256: leave the ids to the caller.
+            fields.setdefault("bos_token_id", None)
+            fields.setdefault("eos_token_id", None)
+        return cls(**fields)
 
 
 __all__ = ["GPT2OriginsConfig", "PRESETS"]

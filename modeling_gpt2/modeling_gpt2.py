@@ -309,17 +309,16 @@ def _check_inputs(
     if torch.compiler.is_compiling():
         return
     if input_ids is not None:
-        low, high = int(input_ids.min()), int(input_ids.max())
+        low, high = (int(value) for value in torch.aminmax(input_ids))
         if low < 0 or high >= config.vocab_size:
             bad = low if low < 0 else high
             raise ValueError(f"Token id {bad} is outside the vocabulary [0, {config.vocab_size}).")
     elif torch.isnan(inputs_embeds).any():
         raise ValueError("`inputs_embeds` contains NaN.")
-    if position_ids is not None and (int(position_ids.min()) < 0 or int(position_ids.max()) >= config.n_positions):
-        raise ValueError(
-            f"`position_ids` must lie in [0, {config.n_positions}), got values in "
-            f"[{int(position_ids.min())}, {int(position_ids.max())}]."
-        )
+    if position_ids is not None:
+        low, high = (int(value) for value in torch.aminmax(position_ids))
+        if low < 0 or high >= config.n_positions:
+            raise ValueError(f"`position_ids` must lie in [0, {config.n_positions}), got values in [{low}, {high}].")
 
 
 class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
