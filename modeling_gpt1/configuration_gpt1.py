@@ -1,0 +1,180 @@
+"""GPT-1 configuration: the fields of transformers' `OpenAIGPTConfig`, the paper's defaults, the fine-tuning settings
+of sections 3.2 and 3.3, and named presets.
+
+Field names follow `transformers.OpenAIGPTConfig` and the `config.json` of openai-community/openai-gpt, so a released
+config loads as it is; only `model_type` differs, because `openai-gpt` belongs to transformers.
+"""
+
+from typing import ClassVar
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+# The GPT-1 paper's one model (Radford et al. 2018, section 4.1), plus a tiny one for tests and CPU demos.
+PRESETS: dict[str, dict] = {
+    "tiny": {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 128},
+    "gpt1": {"n_layer": 12, "n_embd": 768, "n_head": 12, "n_positions": 512},
+}
+PRESET_ALIASES = {"openai-gpt": "gpt1", "117M": "gpt1"}
+
+# The four input transformations of the paper's figure 1 (section 3.3); each picks a head in the double-heads model.
+TASK_TYPES = ("classification", "entailment", "similarity", "multiple_choice")
+
+# `afn` keeps the names of the released code (train.py `act_fns`); there "gelu" is the tanh approximation, which
+# transformers calls "gelu_new" (its OpenAIGPT maps "gelu" to `gelu_new` as well). Values are ACT2FN keys.
+AFN_TO_ACT2FN = {"gelu": "gelu_new", "gelu_new": "gelu_new", "relu": "relu", "silu": "silu", "swish": "silu"}
+
+_POSITIVE_INT_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+_PROBABILITY_FIELDS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout", "classifier_dropout")
+_TASK_TOKEN_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id", "pad_token_id")
+
+
+@strict(accept_kwargs=True)
+class GPT1OriginsConfig(PreTrainedConfig):
+    r"""
+    Configuration of a GPT-1 model (Radford et al. 2018, "Improving Language Understanding by Generative
+    Pre-Training"), for pre-training and for the task-specific fine-tuning of section 3.
+
+    The defaults give the paper's model (12 layers, 768 wide, 12 heads, 512 positions).
+    `GPT1OriginsConfig.from_preset("tiny")` gives a small one for tests.
+
+    Args:
+        vocab_size: Rows of the token embedding: the 40,478 BPE tokens of the released vocabulary, then the special
+            tokens of `tokenization_gpt1` (`_start_`, `_delimiter_`, `_classify_`, `_pad_`, `<unk>`), 40,483 in all.
+        n_positions: Longest sequence the learned position table covers (the context).
+        n_embd: Width of the residual stream (d_model); the MLP is 4 * n_embd wide (3072 in the paper).
+        n_layer: Number of transformer blocks.
+        n_head: Number of attention heads; `n_embd` must be divisible by it.
+        afn: MLP non-linearity by the released code's name: "gelu" (tanh approximation, the paper's), "relu",
+            "silu" / "swish".
+        resid_pdrop / embd_pdrop / attn_pdrop: Dropout on residual branches, embeddings and attention weights.
+        layer_norm_epsilon: Epsilon of every LayerNorm.
+        initializer_range: Std of the N(0, std) init of every weight (the paper: "N(0, 0.02) was sufficient").
+        summary_type / summary_use_proj / summary_activation / summary_proj_to_labels / summary_first_dropout:
+            The fields transformers' OpenAIGPTDoubleHeadsModel reads; kept so its configs load. Only its layout is
+            supported (the state at the extract token, one linear layer, no activation); the dropout before the
+            task heads is `classifier_dropout`.
+        task_type: Which input transformation the double-heads model serves: "classification", "entailment",
+            "similarity" or "multiple_choice" (`None`: multiple choice, the one head of transformers'
+            OpenAIGPTDoubleHeadsModel, so its folders load as they are).
+        lm_coef: lambda in L3 = L2 + lambda * L1 (section 3.2): the weight of the auxiliary LM loss while fine-tuning.
+        classifier_dropout: Dropout on the extract-token state before the task head (`clf_pdrop` of the released code).
+        start_token_id / delimiter_token_id / extract_token_id / pad_token_id: Ids of the task tokens; the double-heads
+            model reads the task head's input at `extract_token_id` when no `mc_token_ids` are given.
+        use_cache: Return the KV cache from forward by default (used by `generate`).
+    """
+
+    model_type = "gpt1-origins"
+    keys_to_ignore_at_inference = ["cache", "task_loss", "lm_loss", "lm_logits"]  # Trainer's eval keeps task logits
+    attribute_map = {
+        "hidden_size": "n_embd",
+        "max_position_embeddings": "n_positions",
+        "num_attention_heads": "n_head",
+        "num_hidden_layers": "n_layer",
+    }
+    # Read by the attention and MLP shared with GPT-2 (copied from modeling_gpt2); GPT-1 has one setting of each, so
+    # they are constants of the architecture, not fields of config.json.
+    scale_attn_weights: ClassVar[bool] = True  # train.py: `_attn(..., scale=True)`, scores / sqrt(head_dim)
+    scale_attn_by_inverse_layer_idx: ClassVar[bool] = False
+    n_inner: ClassVar[int | None] = None  # the MLP is 4 * n_embd wide ("3072 dimensional inner states")
+
+    # 40,478 released BPE tokens, then _start_, _delimiter_, _classify_ at 40478-40480 (as the released train.py
+    # appended them), then _pad_ and <unk>: the ids of `gpt1_tokenizer_from_released`.
+    vocab_size: int = 40483
+    n_positions: int = 512
+    n_embd: int = 768
+    n_layer: int = 12
+    n_head: int = 12  # head_dim 64
+    afn: str = "gelu"  # the released code's tanh-approximated GELU (see AFN_TO_ACT2FN)
+    resid_pdrop: float | int = 0.1
+    embd_pdrop: float | int = 0.1
+    attn_pdrop: float | int = 0.1
+    layer_norm_epsilon: float = 1e-5
+    initializer_range: float = 0.02
+    summary_type: str = "cls_index"
+    summary_use_proj: bool = True
+    summary_activation: str | None = None
+    summary_proj_to_labels: bool = True
+    summary_first_dropout: float | int = 0.1
+    task_type: str | None = None
+    lm_coef: float | int = 0.5  # section 3.2: "we set lambda to 0.5"
+    classifier_dropout: float | int = 0.1  # section 4.1: "dropout to the classifier with a rate of 0.1"
+    start_token_id: int | None = None
+    delimiter_token_id: int | None = None
+    extract_token_id: int | None = None
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    eos_token_id: int | list[int] | None = None
+    use_cache: bool = True
+    tie_word_embeddings: bool = True  # the LM head is the token embedding (train.py: `tf.matmul(lm_h, we, ...)`)
+
+    def __post_init__(self, **kwargs):
+        # Checked here, before transformers' own validators, so that a bad value raises a plain ValueError.
+        self.validate_architecture()
+        self.validate_fine_tuning()
+        super().__post_init__(**kwargs)
+
+    @property
+    def activation_function(self) -> str:
+        """The ACT2FN name of `afn` (read by the MLP shared with GPT-2)."""
+        return AFN_TO_ACT2FN[self.afn]
+
+    def validate_architecture(self):
+        """Sizes positive, heads dividing the width, a known activation, dropout a probability (also re-run by
+        `config.validate()`)."""
+        for name in _POSITIVE_INT_FIELDS:
+            value = getattr(self, name)
+            if value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"`n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head}): each head gets "
+                f"n_embd / n_head dimensions."
+            )
+        if self.afn not in AFN_TO_ACT2FN:
+            raise ValueError(f"Unknown `afn` {self.afn!r}; known: {', '.join(AFN_TO_ACT2FN)}.")
+        if self.layer_norm_epsilon <= 0:
+            raise ValueError(f"`layer_norm_epsilon` must be positive, got {self.layer_norm_epsilon}.")
+        for name in _PROBABILITY_FIELDS:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"`{name}` must be a probability in [0, 1], got {value}.")
+
+    def validate_fine_tuning(self):
+        """A known task type, a non-negative lambda, task tokens inside the vocabulary, and the one task-head layout
+        GPT-1 has (the extract token's state through one linear layer)."""
+        if self.task_type is not None and self.task_type not in TASK_TYPES:
+            raise ValueError(f"Unknown `task_type` {self.task_type!r}; known: {', '.join(TASK_TYPES)} (or None).")
+        if self.lm_coef < 0:
+            raise ValueError(
+                f"`lm_coef` (lambda, the weight of the auxiliary LM loss) must be >= 0, got {self.lm_coef}."
+            )
+        for name in _TASK_TOKEN_FIELDS:
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ValueError(f"`{name}` must be None or an id in [0, {self.vocab_size}), got {value}.")
+        unsupported = {
+            "summary_type": (self.summary_type, "cls_index"),
+            "summary_use_proj": (self.summary_use_proj, True),
+            "summary_proj_to_labels": (self.summary_proj_to_labels, True),
+            "summary_activation": (self.summary_activation, None),
+        }
+        for name, (value, supported) in unsupported.items():
+            if value != supported:
+                raise ValueError(
+                    f"`{name}`={value!r} is not supported: GPT-1's task heads read the extract token's state through "
+                    f"one linear layer (`{name}`={supported!r})."
+                )
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "GPT1OriginsConfig":
+        """A config for the paper's model ("gpt1", also "openai-gpt") or "tiny" for tests; keyword arguments override
+        single fields."""
+        key = PRESET_ALIASES.get(name, name)
+        if key not in PRESETS:
+            known = ", ".join([*PRESETS, *PRESET_ALIASES])
+            raise ValueError(f"Unknown GPT-1 preset {name!r}; known presets: {known}.")
+        return cls(**{**PRESETS[key], **overrides})
+
+
+__all__ = ["GPT1OriginsConfig", "PRESETS", "TASK_TYPES"]

@@ -1,0 +1,775 @@
+"""GPT-1 (Radford et al. 2018) as a transformers 5.x model: attention -> MLP -> post-LN block -> base model -> LM head
+-> the double-heads model that fine-tunes on the paper's four task families.
+
+Parameter names and layouts are those of the released checkpoint as transformers stores it
+(openai-community/openai-gpt): `tokens_embed`, `positions_embed`, `h.{i}.attn.c_attn`, `h.{i}.ln_1`, `h.{i}.mlp.c_fc`,
+`h.{i}.ln_2`, Conv1D weights stored (in_features, out_features), no final LayerNorm, the LM head tied to
+`tokens_embed`. Folders saved by transformers' `OpenAIGPTLMHeadModel` and `OpenAIGPTDoubleHeadsModel` load here with
+`from_pretrained` as they are.
+
+The attention, the MLP and the input checks are GPT-2's, copied from modeling_gpt2 (a saved GPT-1 folder must load
+without gpt-origins installed, so this file imports nothing from the GPT-2 package); a test keeps the copies equal.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.activations import ACT2FN
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, slice_logits_to_keep
+from transformers.pytorch_utils import Conv1D
+from transformers.utils import ModelOutput, can_return_tuple, logging
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+
+from .configuration_gpt1 import GPT1OriginsConfig
+
+logger = logging.get_logger(__name__)
+
+# Every Auto class a saved folder of this package loads with (see `GPT1OriginsPreTrainedModel.save_pretrained`).
+AUTO_MAP = {
+    "AutoModel": "modeling_gpt1.GPT1OriginsModel",
+    "AutoModelForCausalLM": "modeling_gpt1.GPT1OriginsLMHeadModel",
+    "AutoModelForSequenceClassification": "modeling_gpt1.GPT1OriginsDoubleHeadsModel",
+    "AutoModelForMultipleChoice": "modeling_gpt1.GPT1OriginsDoubleHeadsModel",
+}
+
+
+# Copied from modeling_gpt2.modeling_gpt2.eager_attention_forward
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain softmax attention; the signature every backend of `ALL_ATTENTION_FUNCTIONS` shares.
+
+    query: (B, nh, T, hs); key, value: (B, nh, S, hs) with S = cached + new positions; attention_mask: additive
+    (B, 1, T, S) from `create_causal_mask`, causal and padding already in it. Returns (B, T, nh, hs) and (B, nh, T, S).
+    """
+    attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, nh, T, S)
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    # Softmax in fp32 whatever the compute dtype: bf16 exponentials lose the small probabilities.
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(value.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value)  # (B, nh, T, hs)
+    attn_output = attn_output.transpose(1, 2).contiguous()  # (B, T, nh, hs)
+    return attn_output, attn_weights
+
+
+# Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsAttention with GPT2Origins->GPT1Origins
+class GPT1OriginsAttention(nn.Module):
+    """Causal multi-head self-attention with one fused QKV projection (`c_attn`), as in the released weights."""
+
+    def __init__(self, config: GPT1OriginsConfig, layer_idx: int):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.embed_dim = config.n_embd
+        self.num_heads = config.n_head
+        self.head_dim = self.embed_dim // self.num_heads
+        self.is_causal = True  # read by the sdpa / flash backends
+
+        self.scaling = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
+        if config.scale_attn_by_inverse_layer_idx:
+            self.scaling /= float(layer_idx + 1)
+
+        self.c_attn = Conv1D(3 * self.embed_dim, self.embed_dim)
+        self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
+        self.attn_dropout = nn.Dropout(config.attn_pdrop)
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, seq_len, _ = hidden_states.shape  # (B, T, C)
+        query, key, value = self.c_attn(hidden_states).split(self.embed_dim, dim=2)  # 3 x (B, T, C)
+        head_shape = (batch_size, seq_len, self.num_heads, self.head_dim)
+        query = query.view(head_shape).transpose(1, 2)  # (B, nh, T, hs)
+        key = key.view(head_shape).transpose(1, 2)  # (B, nh, T, hs)
+        value = value.view(head_shape).transpose(1, 2)  # (B, nh, T, hs)
+
+        if cache is not None:
+            key, value = cache.update(key, value, self.layer_idx)  # (B, nh, S, hs), S = past + T
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            attention_mask,
+            dropout=self.attn_dropout.p if self.training else 0.0,
+            scaling=self.scaling,
+            **kwargs,
+        )  # (B, T, nh, hs)
+        attn_output = attn_output.reshape(batch_size, seq_len, self.embed_dim).contiguous()  # (B, T, C)
+        attn_output = self.resid_dropout(self.c_proj(attn_output))
+        return attn_output, attn_weights
+
+
+# Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsMLP with GPT2Origins->GPT1Origins
+class GPT1OriginsMLP(nn.Module):
+    """Position-wise feed-forward: C -> 4C -> GELU (tanh approximation) -> C."""
+
+    def __init__(self, config: GPT1OriginsConfig):
+        super().__init__()
+        inner_dim = config.n_inner if config.n_inner is not None else 4 * config.n_embd
+        self.c_fc = Conv1D(inner_dim, config.n_embd)
+        self.act = ACT2FN[config.activation_function]
+        self.c_proj = Conv1D(config.n_embd, inner_dim)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = self.act(self.c_fc(hidden_states))  # (B, T, 4C)
+        return self.dropout(self.c_proj(hidden_states))
+
+
+class GPT1OriginsBlock(GradientCheckpointingLayer):
+    """Post-LayerNorm block, as in the original Transformer and the released GPT-1 code (train.py `block`):
+    h = LN(x + Attn(x)); out = LN(h + MLP(h)). GPT-2 later moved the LayerNorms to the input of each sub-block."""
+
+    def __init__(self, config: GPT1OriginsConfig, layer_idx: int):
+        super().__init__()
+        self.attn = GPT1OriginsAttention(config, layer_idx)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = GPT1OriginsMLP(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        attn_output, _ = self.attn(hidden_states, attention_mask=attention_mask, cache=cache, **kwargs)
+        hidden_states = self.ln_1(hidden_states + attn_output)  # (B, T, C)
+        hidden_states = self.ln_2(hidden_states + self.mlp(hidden_states))  # (B, T, C)
+        return hidden_states
+
+
+class GPT1OriginsPreTrainedModel(PreTrainedModel):
+    config_class = GPT1OriginsConfig
+    config: GPT1OriginsConfig
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GPT1OriginsBlock"]
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+    _can_compile_fullgraph = True
+    _can_record_outputs = {
+        "hidden_states": GPT1OriginsBlock,
+        "attentions": OutputRecorder(GPT1OriginsAttention, index=1),
+    }
+    # Checkpoints of old transformers versions store the causal-mask buffers and position ids; both are built per call.
+    _keys_to_ignore_on_load_unexpected = [r"attn\.bias$", r"position_ids$"]
+
+    def _init_weights(self, module: nn.Module):
+        """N(0, 0.02) for every weight, zero biases, unit LayerNorm gains (section 4.1: "Since layernorm is used
+        extensively throughout the model, a simple weight initialization of N(0, 0.02) was sufficient"); unlike GPT-2,
+        no extra scaling of the residual projections."""
+        super()._init_weights(module)
+        if isinstance(module, Conv1D):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            init.zeros_(module.bias)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; a class registered for an Auto class (see `__init__.py`) also names the
+        package's other Auto classes in `auto_map`: `register_for_auto_class` records one Auto class per model class,
+        but the double-heads model serves two, and every class lives in the one modeling file that is saved."""
+        if self._auto_class is not None:
+            self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+# Copied from modeling_gpt2.modeling_gpt2._check_inputs with GPT2Origins->GPT1Origins
+def _check_inputs(
+    config: GPT1OriginsConfig,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    past_length: int,
+) -> None:
+    """Every way a batch can be wrong, as a ValueError naming the value and the limit.
+
+    The checks that read tensor values (id range, NaN) are skipped while torch.compile traces, where they would break
+    the graph; shapes are always checked.
+    """
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+    if input_ids is not None:
+        if input_ids.ndim != 2:
+            raise ValueError(
+                f"`input_ids` must have shape (batch_size, sequence_length), got shape {tuple(input_ids.shape)}."
+            )
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise ValueError(f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype}.")
+        batch_size, seq_len = input_ids.shape
+    else:
+        if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != config.n_embd:
+            raise ValueError(
+                f"`inputs_embeds` must have shape (batch_size, sequence_length, n_embd={config.n_embd}), got shape "
+                f"{tuple(inputs_embeds.shape)}."
+            )
+        batch_size, seq_len = inputs_embeds.shape[:2]
+    if batch_size == 0 or seq_len == 0:
+        raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
+    if past_length + seq_len > config.n_positions:
+        raise ValueError(
+            f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
+            f"model has n_positions={config.n_positions}."
+        )
+    if attention_mask is not None and attention_mask.ndim == 2:
+        expected = (batch_size, past_length + seq_len)
+        if tuple(attention_mask.shape) != expected:
+            raise ValueError(
+                f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected (batch_size, cached + new "
+                f"positions) = {expected}."
+            )
+    elif attention_mask is not None and attention_mask.ndim != 4:
+        raise ValueError(
+            f"`attention_mask` must be 2D (batch_size, positions) or a prepared 4D mask, got shape "
+            f"{tuple(attention_mask.shape)}."
+        )
+    if position_ids is not None and position_ids.shape[-1] != seq_len:
+        raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
+
+    if torch.compiler.is_compiling():
+        return
+    if input_ids is not None:
+        low, high = (int(value) for value in torch.aminmax(input_ids))
+        if low < 0 or high >= config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"Token id {bad} is outside the vocabulary [0, {config.vocab_size}).")
+    elif torch.isnan(inputs_embeds).any():
+        raise ValueError("`inputs_embeds` contains NaN.")
+    if position_ids is not None:
+        low, high = (int(value) for value in torch.aminmax(position_ids))
+        if low < 0 or high >= config.n_positions:
+            raise ValueError(f"`position_ids` must lie in [0, {config.n_positions}), got values in [{low}, {high}].")
+
+
+class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
+    """The GPT-1 transformer: token + learned position embeddings and `n_layer` post-LN blocks. No final LayerNorm:
+    each block already ends in one."""
+
+    def __init__(self, config: GPT1OriginsConfig):
+        super().__init__(config)
+        self.tokens_embed = nn.Embedding(config.vocab_size, config.n_embd)
+        self.positions_embed = nn.Embedding(config.n_positions, config.n_embd)  # learned (section 4.1)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList([GPT1OriginsBlock(config, layer_idx=i) for i in range(config.n_layer)])
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.tokens_embed
+
+    def set_input_embeddings(self, new_embeddings: nn.Embedding):
+        self.tokens_embed = new_embeddings
+
+    @merge_with_config_defaults
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            Token ids; with a `cache`, only the ids that are not cached yet.
+        cache (`Cache`, *optional*):
+            Keys and values of earlier positions (transformers' Cache classes); filled in place when `use_cache`.
+        attention_mask (`torch.Tensor` of shape `(batch_size, cached + sequence_length)`, *optional*):
+            1 for real tokens, 0 for padding, on either side. When `position_ids` is not given, positions are counted
+            over the real tokens only, so a left-padded prompt gets the positions it would have alone.
+        position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Explicit positions in [0, n_positions). Without an attention mask, positions that restart at 0 mark
+            packed documents, and attention does not cross them.
+        inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*):
+            Token embeddings to use instead of `input_ids`.
+        """
+        kwargs.pop("output_attentions", None)
+        kwargs.pop("output_hidden_states", None)
+        if cache is None:
+            cache = kwargs.pop("past_key_values", None)  # the name transformers < 5.24 used
+        past_length = cache.get_seq_length() if cache is not None else 0
+        _check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, past_length)
+
+        if use_cache and cache is None:
+            cache = DynamicCache(config=self.config)
+        if inputs_embeds is None:
+            inputs_embeds = self.tokens_embed(input_ids)  # (B, T, C)
+        seq_len = inputs_embeds.shape[1]
+
+        mask_position_ids = position_ids
+        if position_ids is None:
+            if attention_mask is not None and attention_mask.ndim == 2:
+                # Count real tokens only: a left-padded row starts at position 0 at its first real token.
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq_len:]  # (B, T)
+            else:
+                position_ids = torch.arange(past_length, past_length + seq_len, device=inputs_embeds.device)
+                position_ids = position_ids.unsqueeze(0)  # (1, T)
+
+        hidden_states = self.drop(inputs_embeds + self.positions_embed(position_ids))  # (B, T, C)
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            cache=cache,
+            position_ids=mask_position_ids,
+        )
+        for block in self.h:
+            hidden_states = block(hidden_states, attention_mask=causal_mask, cache=cache, **kwargs)
+
+        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
+
+
+class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
+    """GPT-1 with its language-modelling head (the transposed token embedding): the pre-training model, L1 of
+    section 3.1."""
+
+    _tied_weights_keys = {"lm_head.weight": "transformer.tokens_embed.weight"}
+
+    def __init__(self, config: GPT1OriginsConfig):
+        super().__init__(config)
+        self.transformer = GPT1OriginsModel(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.loss_type = "ForCausalLM"  # transformers' shifted cross-entropy that honours `num_items_in_batch`
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        r"""
+        Arguments as in [`GPT1OriginsModel.forward`], and:
+
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Next-token targets, shifted inside the model (so `labels=input_ids` works); -100 is ignored. The loss is
+            the mean over the non-ignored targets, or their sum divided by `num_items_in_batch` when Trainer passes
+            it, so gradient accumulation over micro-batches equals one large batch.
+        logits_to_keep (`int` or `torch.Tensor`):
+            Compute logits for the last `logits_to_keep` positions only (0 = all); `generate` uses 1.
+
+        Returns `CausalLMOutputWithPast` with `loss` (scalar), `logits` (B, T, vocab_size), `cache`.
+        """
+        outputs: BaseModelOutputWithPast = self.transformer(
+            input_ids,
+            cache=cache,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)  # (B, T, vocab_size)
+
+        loss = None
+        if labels is not None:
+            if labels.shape != logits.shape[:-1]:
+                raise ValueError(
+                    f"`labels` has shape {tuple(labels.shape)}, expected the input's (batch_size, sequence_length) "
+                    f"= {tuple(logits.shape[:-1])}."
+                )
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+@dataclass
+class GPT1OriginsDoubleHeadsModelOutput(ModelOutput):
+    r"""
+    Output of [`GPT1OriginsDoubleHeadsModel`]. `N` below is the number of sequences per example: 1 for
+    classification and entailment, 2 for similarity (both orderings), k for multiple choice.
+
+    loss (`torch.FloatTensor` of shape `()`, returned with `labels`):
+        The fine-tuning objective L3 = task_loss + lm_coef * lm_loss (section 3.2, equation 5).
+    logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, or `(batch_size, num_choices)` for multiple
+    choice):
+        Task scores before the softmax (a regression score when `num_labels == 1`). Under `logits` so that Trainer's
+        `compute_metrics` receives them.
+    task_loss (`torch.FloatTensor` of shape `()`, returned with `labels`):
+        L2: cross-entropy over the classes or the k choices, MSE for regression, BCE for multi-label.
+    lm_loss (`torch.FloatTensor` of shape `()`, returned with `labels` and `input_ids`):
+        L1, the auxiliary language-modelling loss on the task input, over the real tokens (attention mask): a mean per
+        sequence, then averaged over the sequences of an example and over the examples, as the released code did.
+    lm_logits (`torch.FloatTensor` of shape `(batch_size, [N,] sequence_length, vocab_size)`):
+        Next-token scores of the LM head; the `N` dimension is there when the input had one.
+    hidden_states (`tuple(torch.FloatTensor)`, returned with `output_hidden_states=True`):
+        The embeddings' output and each block's, each of shape `(batch_size * N, sequence_length, n_embd)`.
+    attentions (`tuple(torch.FloatTensor)`, returned with `output_attentions=True` and eager attention):
+        Attention weights of each block, each of shape `(batch_size * N, n_head, sequence_length, sequence_length)`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    task_loss: torch.FloatTensor | None = None
+    lm_loss: torch.FloatTensor | None = None
+    lm_logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+
+
+class GPT1OriginsMultipleChoiceHead(nn.Module):
+    """W_y for multiple choice: one score per answer (section 3.3). The linear layer is called `summary`, as in
+    transformers' OpenAIGPTDoubleHeadsModel (`multiple_choice_head.summary`), so its weights load by key."""
+
+    def __init__(self, config: GPT1OriginsConfig):
+        super().__init__()
+        self.summary = nn.Linear(config.n_embd, 1)
+
+    def forward(self, extract_states: torch.Tensor) -> torch.Tensor:
+        return self.summary(extract_states).squeeze(-1)  # (B, k, C) -> (B, k)
+
+
+def _check_task_inputs(
+    config: GPT1OriginsConfig,
+    task_type: str,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    mc_token_ids: torch.Tensor | None,
+) -> tuple[int, ...]:
+    """The task-specific shape rules, as ValueErrors naming value and limit; returns the input's shape without the
+    embedding dimension, (B, T) or (B, N, T). The base model then checks each of the B * N sequences (vocabulary,
+    length). Value checks are skipped while compiling."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+    given = input_ids if input_ids is not None else inputs_embeds
+    tokens = input_ids if input_ids is not None else inputs_embeds[..., 0]  # (B, [N,] T)
+    name = "input_ids" if input_ids is not None else "inputs_embeds"
+    if tokens.ndim not in (2, 3):
+        raise ValueError(
+            f"`{name}` must have shape (batch_size, sequence_length) or (batch_size, num_sequences, sequence_length)"
+            f"{', n_embd' if input_ids is None else ''}, got shape {tuple(given.shape)}."
+        )
+    batch_size = tokens.shape[0]
+    num_sequences = tokens.shape[1] if tokens.ndim == 3 else 1
+    seq_len = tokens.shape[-1]
+
+    if task_type in ("classification", "entailment") and num_sequences != 1:
+        raise ValueError(
+            f"task_type={task_type!r} reads one sequence per example ([start] text [extract]), got "
+            f"{num_sequences} sequences per example (shape {tuple(tokens.shape)})."
+        )
+    if task_type == "similarity" and (tokens.ndim != 3 or num_sequences != 2):
+        raise ValueError(
+            "task_type='similarity' needs both orderings of each pair, shape (batch_size, 2, sequence_length) "
+            f"([start] A [delim] B [extract] and [start] B [delim] A [extract]), got shape {tuple(tokens.shape)}."
+        )
+    if task_type == "multiple_choice" and tokens.ndim != 3:
+        raise ValueError(
+            "task_type='multiple_choice' needs one sequence per answer, shape (batch_size, num_choices, "
+            f"sequence_length), got shape {tuple(tokens.shape)}."
+        )
+    if attention_mask is not None and attention_mask.shape != tokens.shape:
+        raise ValueError(
+            f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected the shape of `{name}` without the "
+            f"embedding dimension, {tuple(tokens.shape)}."
+        )
+    if mc_token_ids is not None:
+        expected = [(batch_size, num_sequences)] + ([(batch_size,)] if tokens.ndim == 2 else [])
+        if tuple(mc_token_ids.shape) not in expected:
+            raise ValueError(
+                f"`mc_token_ids` has shape {tuple(mc_token_ids.shape)}, expected one extract position per sequence: "
+                f"{' or '.join(str(shape) for shape in expected)}."
+            )
+        if mc_token_ids.is_floating_point() or mc_token_ids.dtype == torch.bool:
+            raise ValueError(f"`mc_token_ids` must be an integer tensor, got dtype {mc_token_ids.dtype}.")
+
+    if torch.compiler.is_compiling():
+        return tuple(tokens.shape)
+    if mc_token_ids is not None:
+        low, high = int(mc_token_ids.min()), int(mc_token_ids.max())
+        if low < 0 or high >= seq_len:
+            raise ValueError(
+                f"`mc_token_ids` must lie in [0, sequence_length={seq_len}), got values in [{low}, {high}]."
+            )
+    elif config.extract_token_id is not None and input_ids is not None:
+        counts = (input_ids == config.extract_token_id).sum(-1).reshape(batch_size, num_sequences)  # (B, N)
+        if (counts != 1).any():
+            example, sequence = (counts != 1).nonzero()[0].tolist()
+            raise ValueError(
+                f"Each sequence needs exactly one extract token (extract_token_id={config.extract_token_id}); "
+                f"example {example}, sequence {sequence} has {int(counts[example, sequence])}. Pass `mc_token_ids` "
+                f"to give the positions explicitly."
+            )
+    return tuple(tokens.shape)
+
+
+def _check_task_labels(
+    problem_type: str, labels: torch.Tensor, batch_size: int, num_sequences: int, num_labels: int
+) -> None:
+    """Label shapes, dtypes and ranges for each task family, as ValueErrors naming value and limit."""
+    if problem_type in ("multiple_choice", "single_label_classification"):
+        if tuple(labels.shape) != (batch_size,):
+            raise ValueError(
+                f"`labels` has shape {tuple(labels.shape)}, expected one class per example: ({batch_size},)."
+            )
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            raise ValueError(f"`labels` must be integer class ids for {problem_type}, got dtype {labels.dtype}.")
+        limit = num_sequences if problem_type == "multiple_choice" else num_labels
+        what = "choices" if problem_type == "multiple_choice" else "num_labels"
+        if not torch.compiler.is_compiling():
+            real = labels[labels != -100]
+            if real.numel() and (int(real.min()) < 0 or int(real.max()) >= limit):
+                bad = int(real.min()) if int(real.min()) < 0 else int(real.max())
+                raise ValueError(
+                    f"Label {bad} is outside [0, {limit}) ({what}={limit}); -100 marks an ignored example."
+                )
+    elif problem_type == "regression":
+        if tuple(labels.shape) not in ((batch_size,), (batch_size, num_labels)):
+            raise ValueError(
+                f"`labels` has shape {tuple(labels.shape)}, expected ({batch_size},) or ({batch_size}, {num_labels}) "
+                "for regression."
+            )
+    else:  # multi_label_classification
+        if tuple(labels.shape) != (batch_size, num_labels):
+            raise ValueError(
+                f"`labels` has shape {tuple(labels.shape)}, expected ({batch_size}, {num_labels}) for multi-label "
+                "classification."
+            )
+
+
+def _lm_loss_per_sequence(
+    lm_logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Next-token cross-entropy of each sequence, averaged over its real tokens (train.py: `reduce_sum(lm_losses *
+    M[:, 1:], 1) / reduce_sum(M[:, 1:], 1)`). lm_logits: (S, T, V); input_ids, attention_mask: (S, T). Returns (S,).
+
+    A target counts when it and the position predicting it are real tokens, so padding on either side is ignored."""
+    num_sequences, seq_len, vocab_size = lm_logits.shape
+    losses = nn.functional.cross_entropy(
+        lm_logits[:, :-1].float().reshape(-1, vocab_size), input_ids[:, 1:].reshape(-1), reduction="none"
+    ).view(num_sequences, seq_len - 1)  # (S, T-1)
+    if attention_mask is None:
+        valid = torch.ones_like(losses)
+    else:
+        valid = (attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()).to(losses.dtype)  # (S, T-1)
+    return (losses * valid).sum(-1) / valid.sum(-1).clamp(min=1)  # (S,)
+
+
+class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
+    """GPT-1 fine-tuning (section 3.2 / 3.3): the transformer, the tied LM head, and the task head W_y on the hidden
+    state at the extract token. One model serves the paper's four input transformations, chosen by
+    `config.task_type` (e.g. `from_pretrained(path, task_type="similarity", num_labels=1)`):
+
+    - "classification", "entailment": input (batch, seq) or (batch, 1, seq), [start] text [extract] or [start]
+      premise [delim] hypothesis [extract]; the extract state -> dropout -> `score` (n_embd -> num_labels).
+    - "similarity": input (batch, 2, seq), both orderings of the pair; the two extract states are added
+      element-wise (section 3.3: "no inherent ordering") -> dropout -> `score` (n_embd -> num_labels, or one
+      regression score with num_labels=1, trained with MSE).
+    - "multiple_choice" (also `task_type=None`): input (batch, k, seq), [start] context [delim] answer_k [extract];
+      each extract state -> dropout -> `multiple_choice_head.summary` (n_embd -> 1), softmax over the k answers.
+
+    Head parameter names: `multiple_choice_head.summary.{weight,bias}` are the keys of transformers'
+    OpenAIGPTDoubleHeadsModel, whose folders therefore load with their multiple-choice head; `score.weight` is the key
+    of transformers' OpenAIGPTForSequenceClassification (which has no bias; ours, W_y with a bias as in the released
+    `clf`, starts at zero, so its folders give the same scores). The extract position comes from `mc_token_ids` when
+    given, else from `config.extract_token_id` (exactly one per sequence), else the last real token.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "transformer.tokens_embed.weight"}
+
+    def __init__(self, config: GPT1OriginsConfig):
+        super().__init__(config)
+        self.task_type = config.task_type or "multiple_choice"
+        self.transformer = GPT1OriginsModel(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        if self.task_type == "multiple_choice":
+            self.multiple_choice_head = GPT1OriginsMultipleChoiceHead(config)
+        else:
+            self.score = nn.Linear(config.n_embd, config.num_labels)
+        self.post_init()
+
+    def _problem_type(self, labels: torch.Tensor) -> str:
+        if self.task_type == "multiple_choice":
+            return "multiple_choice"
+        if self.config.problem_type is not None:
+            return self.config.problem_type
+        if self.config.num_labels == 1:
+            return "regression"  # e.g. STS-B similarity scores
+        if labels.is_floating_point():
+            return "multi_label_classification"
+        return "single_label_classification"
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        mc_token_ids: torch.LongTensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> GPT1OriginsDoubleHeadsModelOutput:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)` or `(batch_size, N, sequence_length)`):
+            The task input, wrapped in the task tokens (the tokenizer's task templates do this); N = 2 orderings for
+            similarity, k answers for multiple choice.
+        attention_mask (`torch.Tensor`, same shape as `input_ids`, *optional*):
+            1 for real tokens, 0 for padding (either side); positions count real tokens only.
+        position_ids (`torch.LongTensor`, same shape as `input_ids`, *optional*):
+            Explicit positions in [0, n_positions).
+        inputs_embeds (`torch.Tensor` of shape `(batch_size, [N,] sequence_length, n_embd)`, *optional*):
+            Token embeddings instead of `input_ids` (then there is no LM loss, which needs the ids as targets).
+        mc_token_ids (`torch.LongTensor` of shape `(batch_size,)` or `(batch_size, N)`, *optional*):
+            Position of the extract token in each sequence (the name of transformers' OpenAIGPTDoubleHeadsModel, and
+            the key `modeling_gpt1.tasks` gives them). Without it, the position of the one extract token is used.
+        labels (`torch.Tensor`, *optional*):
+            Task targets, one per example: class ids `(batch_size,)` for classification / entailment (-100 ignores
+            an example), the index of the right answer `(batch_size,)` for multiple choice, float scores
+            `(batch_size,)` for regression (`num_labels == 1`), floats `(batch_size, num_labels)` for multi-label.
+            With labels the output has `loss` = task_loss + lm_coef * lm_loss. When Trainer passes
+            `num_items_in_batch` (the number of labelled examples in the whole accumulated batch), both losses are
+            sums over examples divided by it, so gradient accumulation equals one large batch.
+        """
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
+        kwargs.pop("use_cache", None)
+        input_shape = _check_task_inputs(
+            self.config, self.task_type, input_ids, inputs_embeds, attention_mask, mc_token_ids
+        )  # (B, T) or (B, N, T)
+        batch_size, seq_len = input_shape[0], input_shape[-1]
+        num_sequences = input_shape[1] if len(input_shape) == 3 else 1
+
+        # The N sequences of an example run through the transformer as independent rows: (B, N, T) -> (B * N, T).
+        flat_ids = input_ids.reshape(-1, seq_len) if input_ids is not None else None
+        flat_embeds = inputs_embeds.flatten(0, -3) if inputs_embeds is not None else None  # (B*N, T, C)
+        flat_mask = attention_mask.reshape(-1, seq_len) if attention_mask is not None else None
+        flat_positions = position_ids.reshape(-1, seq_len) if position_ids is not None else None
+        outputs: BaseModelOutputWithPast = self.transformer(
+            flat_ids,
+            attention_mask=flat_mask,
+            position_ids=flat_positions,
+            inputs_embeds=flat_embeds,
+            use_cache=False,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state  # (B*N, T, C)
+        lm_logits = self.lm_head(hidden_states)  # (B*N, T, V)
+
+        # Where each sequence is read: explicit positions, else its extract token, else its last real token.
+        if mc_token_ids is not None:
+            extract_index = mc_token_ids.reshape(-1)  # (B*N,)
+        elif self.config.extract_token_id is not None and flat_ids is not None:
+            extract_index = (flat_ids == self.config.extract_token_id).int().argmax(-1)  # (B*N,)
+        elif flat_mask is not None:
+            positions = torch.arange(seq_len, device=flat_mask.device)
+            extract_index = (positions * flat_mask.long()).argmax(-1)  # (B*N,) last real token, padding either side
+        else:
+            extract_index = torch.full((hidden_states.shape[0],), seq_len - 1, device=hidden_states.device)
+        rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
+        extract_states = hidden_states[rows, extract_index.to(hidden_states.device)]  # (B*N, C)
+        extract_states = extract_states.view(batch_size, num_sequences, -1)  # (B, N, C)
+
+        if self.task_type == "multiple_choice":
+            # One dropout mask shared by the k answers of an example, as the released code drew it (train.py:
+            # noise shape [batch, 1, n_embd]), so that the answers are compared on the same features.
+            keep = self.dropout(extract_states.new_ones(batch_size, 1, extract_states.shape[-1]))  # (B, 1, C)
+            logits = self.multiple_choice_head(extract_states * keep)  # (B, k)
+        elif self.task_type == "similarity":
+            # Section 3.3: "we ... process both independently to produce two sequence representations which are
+            # added element-wise before being fed into the linear output layer".
+            logits = self.score(self.dropout(extract_states.sum(1)))  # (B, num_labels)
+        else:
+            logits = self.score(self.dropout(extract_states[:, 0]))  # (B, num_labels)
+
+        loss = task_loss = lm_loss = None
+        if labels is not None:
+            problem_type = self._problem_type(labels)
+            _check_task_labels(problem_type, labels, batch_size, num_sequences, self.config.num_labels)
+            labels = labels.to(logits.device)
+            per_example, weights = self._task_loss_per_example(problem_type, logits, labels)  # (B,), (B,)
+            # Reduce both losses the same way: mean over labelled examples, or their sum over the accumulated batch's
+            # count when Trainer gives it (it counts label entries: num_labels per example for multi-label).
+            if num_items_in_batch is not None:
+                denominator = num_items_in_batch / (labels.numel() // batch_size)
+            else:
+                denominator = weights.sum().clamp(min=1)
+            task_loss = (per_example * weights).sum() / denominator
+            loss = task_loss
+            if flat_ids is not None:
+                lm_per_example = _lm_loss_per_sequence(lm_logits, flat_ids, flat_mask).view(batch_size, -1).mean(1)
+                lm_loss = (lm_per_example * weights).sum() / denominator
+                loss = task_loss + self.config.lm_coef * lm_loss
+
+        return GPT1OriginsDoubleHeadsModelOutput(
+            loss=loss,
+            logits=logits,
+            task_loss=task_loss,
+            lm_loss=lm_loss,
+            lm_logits=lm_logits.view(*input_shape, -1),  # (B, [N,] T, V)
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    @staticmethod
+    def _task_loss_per_example(
+        problem_type: str, logits: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """L2 for each example (B,) and its weight (B,): 0 for an example whose class label is -100."""
+        logits = logits.float()
+        if problem_type in ("multiple_choice", "single_label_classification"):
+            per_example = nn.functional.cross_entropy(logits, labels.long(), reduction="none", ignore_index=-100)
+            return per_example, (labels != -100).to(logits.dtype)
+        if problem_type == "regression":
+            per_example = (logits.reshape(labels.shape[0], -1) - labels.float().reshape(labels.shape[0], -1)) ** 2
+            return per_example.mean(-1), torch.ones_like(per_example[:, 0])
+        per_example = nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+        return per_example.mean(-1), torch.ones_like(per_example[:, 0])
+
+
+__all__ = [
+    "GPT1OriginsPreTrainedModel",
+    "GPT1OriginsModel",
+    "GPT1OriginsLMHeadModel",
+    "GPT1OriginsDoubleHeadsModel",
+    "GPT1OriginsDoubleHeadsModelOutput",
+    "GPT1OriginsMultipleChoiceHead",
+]
