@@ -1,0 +1,100 @@
+"""Train a GPT-1 or GPT-2 style BPE tokenizer on a corpus, with `tokenizers`, and save it for `AutoTokenizer`.
+
+- GPT-2 style (`--model_type gpt2`): byte-level BPE exactly as OpenAI's tokenizer works (same pre-tokenisation
+  regex, byte alphabet and decoder; only the merges and vocabulary are learned here), `<|endoftext|>` as the one
+  special token. It is transformers' `GPT2Tokenizer`, like the real GPT-2 tokenizer, which is one option away:
+  `python -m recipes.pretrain --tokenizer gpt2` (offline, shipped with gpt-origins) or `openai-community/gpt2`.
+- GPT-1 style (`--model_type gpt1`): lower-cased BPE with `</w>` word ends and the task tokens `_start_`,
+  `_delimiter_`, `_classify_` (plus `_pad_`, `<unk>`), from `modeling_gpt1.train_gpt1_tokenizer`. The default of
+  40,483 tokens is GPT-1's: 40,000 merges over 478 base symbols, then the 5 special tokens.
+
+The corpus is local files (`--train_file`, .txt = one document, .jsonl/.csv/.parquet = one per record, compressed or
+not) or a Hub dataset (`--dataset_name`, `--dataset_config_name`, `--dataset_split`); by default the bundled
+complete works of Shakespeare.
+
+    python -m recipes.train_tokenizer --model_type gpt2 --vocab_size 8192 --output_dir runs/tokenizer-gpt2
+    python -m recipes.train_tokenizer --model_type gpt1 --dataset_name wikitext --dataset_config_name \\
+        wikitext-103-raw-v1 --output_dir runs/tokenizer-gpt1
+"""
+
+import argparse
+
+from .corpus import iter_text_batches, load_documents
+from .errors import RecipeError
+
+DEFAULT_VOCAB_SIZE = {"gpt2": 50257, "gpt1": 40483}  # the released vocabularies' sizes
+MIN_VOCAB_SIZE = {"gpt2": 257, "gpt1": 6}  # GPT-2: the 256 bytes and <|endoftext|>; GPT-1: the special tokens and one
+
+
+def check_vocab_size(model_type: str, vocab_size: int):
+    if model_type not in DEFAULT_VOCAB_SIZE:
+        raise RecipeError(f"model_type must be one of {', '.join(DEFAULT_VOCAB_SIZE)}, got {model_type!r}.")
+    if vocab_size < MIN_VOCAB_SIZE[model_type]:
+        raise RecipeError(
+            f"--vocab_size {vocab_size} is too small for a {model_type} tokenizer: the minimum is "
+            f"{MIN_VOCAB_SIZE[model_type]}."
+        )
+
+
+def train_tokenizer(model_type: str, documents, vocab_size: int | None = None, model_max_length: int | None = None):
+    """A new tokenizer of `model_type` style learned from `documents` (a `Dataset` with a `text` column)."""
+    vocab_size = DEFAULT_VOCAB_SIZE.get(model_type) if vocab_size is None else vocab_size
+    check_vocab_size(model_type, vocab_size)
+    if model_type == "gpt2":
+        from modeling_gpt2 import load_gpt2_tokenizer
+
+        # OpenAI's tokenizer as the template: train_new_from_iterator keeps its normaliser, pre-tokeniser, decoder
+        # and special token, and learns new merges (tokenizers' BpeTrainer on the byte-level alphabet).
+        template = load_gpt2_tokenizer()
+        tokenizer = template.train_new_from_iterator(
+            iter_text_batches(documents), vocab_size=vocab_size, show_progress=False
+        )
+        tokenizer.model_max_length = model_max_length or template.model_max_length
+        return tokenizer
+    from modeling_gpt1 import train_gpt1_tokenizer
+
+    kwargs = {"model_max_length": model_max_length} if model_max_length else {}
+    return train_gpt1_tokenizer(iter_text_batches(documents), vocab_size=vocab_size, **kwargs)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.train_tokenizer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model_type", choices=["gpt2", "gpt1"], default="gpt2")
+    parser.add_argument("--vocab_size", type=int, default=None, help="default: the released size (50,257 / 40,483)")
+    parser.add_argument("--train_file", nargs="+", default=None, help="local text files (default: Shakespeare)")
+    parser.add_argument("--dataset_name", default=None, help="a Hub dataset, e.g. wikitext")
+    parser.add_argument("--dataset_config_name", default=None)
+    parser.add_argument("--dataset_split", default="train")
+    parser.add_argument("--text_column", default="text")
+    parser.add_argument("--model_max_length", type=int, default=None)
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--push_to_hub", action="store_true")
+    parser.add_argument("--hub_model_id", default=None, help="repository for --push_to_hub")
+    args = parser.parse_args(argv)
+    try:
+        documents = load_documents(
+            train_files=args.train_file,
+            dataset_name=args.dataset_name,
+            dataset_config_name=args.dataset_config_name,
+            train_split=args.dataset_split,
+            text_column=args.text_column,
+        )["train"]
+        tokenizer = train_tokenizer(args.model_type, documents, args.vocab_size, args.model_max_length)
+    except RecipeError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    tokenizer.save_pretrained(args.output_dir)
+    example = "To be, or not to be, that is the question."
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer(example, add_special_tokens=False)["input_ids"])
+    print(f"{len(tokenizer):,} tokens learned from {documents.num_rows:,} documents -> {args.output_dir}")
+    print(f"{example!r} -> {tokens}")
+    if args.push_to_hub:
+        tokenizer.push_to_hub(args.hub_model_id or args.output_dir.rstrip("/").split("/")[-1])
+    return tokenizer
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""recipes/configs/*.yaml are valid `accelerate launch` configs of the kinds recipes/README.md says they are."""
+
+from pathlib import Path
+
+import pytest
+from accelerate.commands.config.config_args import load_config_from_file
+from accelerate.utils import DistributedType
+
+CONFIGS = Path(__file__).parents[2] / "recipes" / "configs"
+EXPECTED = {
+    "single_gpu.yaml": (DistributedType.NO, 1, 1),
+    "multi_gpu.yaml": (DistributedType.MULTI_GPU, 8, 1),
+    "fsdp.yaml": (DistributedType.FSDP, 8, 1),
+    "deepspeed_zero2.yaml": (DistributedType.DEEPSPEED, 8, 1),
+    "deepspeed_zero3.yaml": (DistributedType.DEEPSPEED, 8, 1),
+    "multi_node.yaml": (DistributedType.MULTI_GPU, 16, 2),
+}
+
+
+def test_every_config_is_documented_and_tested():
+    assert sorted(path.name for path in CONFIGS.glob("*.yaml")) == sorted(EXPECTED)
+    readme = (CONFIGS.parent / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_config_loads_with_accelerate(name):
+    config = load_config_from_file(str(CONFIGS / name))
+    distributed_type, num_processes, num_machines = EXPECTED[name]
+    assert (config.distributed_type, config.num_processes, config.num_machines) == (
+        distributed_type,
+        num_processes,
+        num_machines,
+    )
+    if distributed_type == DistributedType.DEEPSPEED:
+        # Accumulation must come from the script (--gradient_accumulation_steps), never be fixed in the config.
+        assert "gradient_accumulation_steps" not in config.deepspeed_config
+    if distributed_type == DistributedType.FSDP:
+        assert config.fsdp_config["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"  # _no_split_modules blocks
