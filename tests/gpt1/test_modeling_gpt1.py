@@ -4,10 +4,10 @@ double-heads model, and every bad input."""
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
@@ -379,19 +379,14 @@ def test_auto_classes():
 
 REMOTE_SCRIPT = """
 import sys
-sys.path.append({site_packages!r})  # transformers & co., without the .pth hooks (the editable install of gpt-origins)
-try:
-    import modeling_gpt1
-except ImportError:
-    pass
-else:
-    raise SystemExit("modeling_gpt1 is importable: this test would not test remote code")
-assert not any("gpt-origins" in entry or entry.rstrip("/").endswith("/work/main") for entry in sys.path), sys.path
+# gpt-origins is installed here: make its packages unimportable, so only the code saved in the folders can serve.
+for name in ("modeling_gpt1", "modeling_gpt2", "recipes"):
+    sys.modules[name] = None
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForMultipleChoice, AutoModelForSequenceClassification
 
 inputs = torch.load("inputs.pt")
-results = {{}}
+results = {}
 for folder, auto_class in [
     ("lm", AutoModelForCausalLM),
     ("classification", AutoModelForSequenceClassification),
@@ -415,11 +410,11 @@ def test_remote_code_loads_without_the_package(tmp_path):
     for folder, model in models.items():
         model.save_pretrained(tmp_path / folder)
     torch.save(inputs, tmp_path / "inputs.pt")
-    script = REMOTE_SCRIPT.format(site_packages=sysconfig.get_paths()["purelib"])
-    # -S: no site processing, so the editable install's import hook does not run; cwd holds only the saved folders.
-    environment = {"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    # cwd holds only the saved folders (so the repository is not on sys.path); a private modules cache.
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), TRANSFORMERS_VERBOSITY="error")
     result = subprocess.run(
-        [sys.executable, "-S", "-c", script], cwd=tmp_path, env=environment, capture_output=True, text=True
+        [sys.executable, "-c", REMOTE_SCRIPT], cwd=tmp_path, env=environment, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = torch.load(tmp_path / "outputs.pt")
