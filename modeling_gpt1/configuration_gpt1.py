@@ -5,6 +5,7 @@ Field names follow `transformers.OpenAIGPTConfig` and the `config.json` of opena
 config loads as it is; only `model_type` differs, because `openai-gpt` belongs to transformers.
 """
 
+import os
 from typing import ClassVar
 
 from huggingface_hub.dataclasses import strict
@@ -27,6 +28,9 @@ AFN_TO_ACT2FN = {"gelu": "gelu_new", "gelu_new": "gelu_new", "relu": "relu", "si
 _POSITIVE_INT_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
 _PROBABILITY_FIELDS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout", "classifier_dropout")
 _TASK_TOKEN_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id", "pad_token_id")
+# The model types whose config.json this class reads: its own, and transformers' GPT-1 (same fields).
+LOADABLE_MODEL_TYPES = ("gpt1-origins", "openai-gpt")
+OTHER_FAMILIES = {"gpt2-origins": "GPT-2 (modeling_gpt2)", "gpt2": "GPT-2 (modeling_gpt2)"}
 
 
 @strict(accept_kwargs=True)
@@ -110,9 +114,25 @@ class GPT1OriginsConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         # Checked here, before transformers' own validators, so that a bad value raises a plain ValueError.
+        for name in ("scale_attn_weights", "scale_attn_by_inverse_layer_idx", "n_inner"):
+            if name in kwargs and kwargs[name] != getattr(type(self), name):
+                raise ValueError(
+                    f"`{name}`={kwargs[name]!r} is not a GPT-1 setting: GPT-1 has one architecture, "
+                    f"`{name}`={getattr(type(self), name)!r} (a GPT-2 config? use modeling_gpt2)."
+                )
+        num_labels = kwargs.get("num_labels")
+        if num_labels is not None and (
+            not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 1
+        ):
+            raise ValueError(f"`num_labels` must be a positive integer, got {num_labels!r}.")
         self.validate_architecture()
         self.validate_fine_tuning()
         super().__post_init__(**kwargs)
+        if self.task_type not in (None, "multiple_choice") and not self.num_labels:
+            raise ValueError(
+                f"task_type={self.task_type!r} needs at least one label, got num_labels={self.num_labels} "
+                f"(id2label={self.id2label})."
+            )
 
     @property
     def activation_function(self) -> str:
@@ -139,6 +159,8 @@ class GPT1OriginsConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"`{name}` must be a probability in [0, 1], got {value}.")
+        if not self.initializer_range >= 0:
+            raise ValueError(f"`initializer_range` (the std of the init) must be >= 0, got {self.initializer_range}.")
 
     def validate_fine_tuning(self):
         """A known task type, a non-negative lambda, task tokens inside the vocabulary, and the one task-head layout
@@ -165,6 +187,35 @@ class GPT1OriginsConfig(PreTrainedConfig):
                     f"`{name}`={value!r} is not supported: GPT-1's task heads read the extract token's state through "
                     f"one linear layer (`{name}`={supported!r})."
                 )
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        """transformers' reading of config.json, where a missing file is an error instead of the default config."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if isinstance(config_dict, dict) and not config_dict:
+            raise OSError(
+                f"{os.fspath(pretrained_model_name_or_path)!r} has no config.json (or an empty one): a GPT-1 "
+                f"folder needs the config its weights were saved with."
+            )
+        return config_dict, kwargs
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """A config from the fields of a config.json; one that is not a JSON object, or that belongs to another model
+        (its `model_type`), is refused instead of building a GPT-1 from the wrong fields."""
+        if not isinstance(config_dict, dict):
+            raise ValueError(
+                f"A GPT-1 config.json must hold a JSON object of fields, got a {type(config_dict).__name__}: "
+                f"{config_dict!r:.80}."
+            )
+        model_type = config_dict.get("model_type", cls.model_type)
+        if model_type not in LOADABLE_MODEL_TYPES:
+            family = OTHER_FAMILIES.get(model_type, "another model")
+            raise ValueError(
+                f"The config has model_type={model_type!r}, a checkpoint of {family}, not GPT-1 (expected "
+                f"{' or '.join(map(repr, LOADABLE_MODEL_TYPES))}). Load it with its own classes or the Auto classes."
+            )
+        return super().from_dict(config_dict, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "GPT1OriginsConfig":

@@ -11,10 +11,12 @@ The attention, the MLP and the input checks are GPT-2's, copied from modeling_gp
 without gpt-origins installed, so this file imports nothing from the GPT-2 package); a test keeps the copies equal.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
@@ -167,6 +169,52 @@ class GPT1OriginsBlock(GradientCheckpointingLayer):
         return hidden_states
 
 
+# Copied from modeling_gpt2.modeling_gpt2._from_pretrained_checked
+def _from_pretrained_checked(load: Callable, source, new_head_prefixes: tuple[str, ...], *model_args, **kwargs):
+    """`PreTrainedModel.from_pretrained` (`load`) with every way a checkpoint can be wrong as a clear error.
+
+    Nothing is unpickled: weights come from safetensors, or from `torch.load(weights_only=True)`, and asking for
+    `weights_only=False` is refused. A truncated or corrupted safetensors file is an OSError naming the checkpoint.
+    Weights that do not fit the model (another size, another model family) are a ValueError naming the tensors,
+    where transformers would initialise them at random with a warning; only the parameters that start with
+    `new_head_prefixes` (a task head added for fine-tuning) may be missing from the checkpoint.
+    """
+    if kwargs.get("weights_only", True) is not True:
+        raise ValueError(
+            f"weights_only={kwargs['weights_only']!r} is refused: weights are read from safetensors or with "
+            f"torch.load(weights_only=True), never by unpickling arbitrary objects, which can run code."
+        )
+    wants_info = kwargs.pop("output_loading_info", False)
+    check_shapes = not kwargs.get("ignore_mismatched_sizes", False)
+    kwargs["ignore_mismatched_sizes"] = True  # the mismatches come back in the loading info; raised below
+    try:
+        model, info = load(source, *model_args, output_loading_info=True, **kwargs)
+    except SafetensorError as error:
+        raise OSError(
+            f"The safetensors weights of {os.fspath(source)!r} cannot be read ({error}): the file is truncated or "
+            f"corrupted. Download or save it again."
+        ) from error
+    name = type(model).__name__
+    if check_shapes and info["mismatched_keys"]:
+        mismatched = sorted(info["mismatched_keys"], key=lambda entry: entry[0])
+        examples = "; ".join(
+            f"{key}: {tuple(saved)} saved, {tuple(built)} here" for key, saved, built in mismatched[:3]
+        )
+        raise ValueError(
+            f"{len(mismatched)} weights of {os.fspath(source)!r} do not fit the {name} built from its config "
+            f"({examples}): the weights belong to a model of another size than its config.json says."
+        )
+    missing = sorted(key for key in info["missing_keys"] if not key.startswith(new_head_prefixes))
+    if missing:
+        unexpected = sorted(info["unexpected_keys"])
+        raise ValueError(
+            f"{os.fspath(source)!r} lacks {len(missing)} weights of {name} (e.g. {', '.join(missing[:3])})"
+            + (f" and holds others instead (e.g. {', '.join(unexpected[:3])})" if unexpected else "")
+            + ": it is not a checkpoint of this model family. Load it with its own class or the Auto classes."
+        )
+    return (model, info) if wants_info else model
+
+
 class GPT1OriginsPreTrainedModel(PreTrainedModel):
     config_class = GPT1OriginsConfig
     config: GPT1OriginsConfig
@@ -194,6 +242,19 @@ class GPT1OriginsPreTrainedModel(PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             init.zeros_(module.bias)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, stricter: a checkpoint that is corrupted, pickled code, or the weights
+        of another model is an error, never a model with random weights (see `_from_pretrained_checked`). The task
+        heads may be missing: a pre-trained checkpoint loads into the double-heads model with new heads."""
+        return _from_pretrained_checked(
+            super().from_pretrained,
+            pretrained_model_name_or_path,
+            ("lm_head.", "score.", "multiple_choice_head."),
+            *model_args,
+            **kwargs,
+        )
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         """`PreTrainedModel.save_pretrained`; a class registered for an Auto class (see `__init__.py`) also names the
         package's other Auto classes in `auto_map`: `register_for_auto_class` records one Auto class per model class,
@@ -210,13 +271,19 @@ def _check_inputs(
     inputs_embeds: torch.Tensor | None,
     attention_mask: torch.Tensor | None,
     position_ids: torch.Tensor | None,
-    past_length: int,
-) -> None:
-    """Every way a batch can be wrong, as a ValueError naming the value and the limit.
+    cache: Cache | None,
+) -> int:
+    """Every way a batch can be wrong, as a ValueError naming the value and the limit; returns the cached length.
 
-    The checks that read tensor values (id range, NaN) are skipped while torch.compile traces, where they would break
-    the graph; shapes are always checked.
+    The checks that read tensor values (id range, mask values, NaN) are skipped while torch.compile traces, where they
+    would break the graph; types and shapes are always checked.
     """
+    if cache is not None and not isinstance(cache, Cache):
+        raise ValueError(
+            f"`cache` must be a transformers Cache (e.g. DynamicCache()), got {type(cache).__name__}: tuples of "
+            f"(key, value) pairs are not read."
+        )
+    past_length = cache.get_seq_length() if cache is not None else 0
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
     if input_ids is not None:
@@ -224,8 +291,11 @@ def _check_inputs(
             raise ValueError(
                 f"`input_ids` must have shape (batch_size, sequence_length), got shape {tuple(input_ids.shape)}."
             )
-        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-            raise ValueError(f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype}.")
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype} (expected torch.int64 or "
+                f"torch.int32)."
+            )
         batch_size, seq_len = input_ids.shape
     else:
         if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != config.n_embd:
@@ -233,6 +303,8 @@ def _check_inputs(
                 f"`inputs_embeds` must have shape (batch_size, sequence_length, n_embd={config.n_embd}), got shape "
                 f"{tuple(inputs_embeds.shape)}."
             )
+        if not inputs_embeds.is_floating_point():
+            raise ValueError(f"`inputs_embeds` must be a floating-point tensor, got dtype {inputs_embeds.dtype}.")
         batch_size, seq_len = inputs_embeds.shape[:2]
     if batch_size == 0 or seq_len == 0:
         raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
@@ -241,6 +313,9 @@ def _check_inputs(
             f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
             f"model has n_positions={config.n_positions}."
         )
+    cached_keys = getattr(cache.layers[0], "keys", None) if past_length and getattr(cache, "layers", None) else None
+    if isinstance(cached_keys, torch.Tensor) and cached_keys.ndim == 4 and cached_keys.shape[0] != batch_size:
+        raise ValueError(f"The cache holds {cached_keys.shape[0]} sequences, but the batch has {batch_size}.")
     if attention_mask is not None and attention_mask.ndim == 2:
         expected = (batch_size, past_length + seq_len)
         if tuple(attention_mask.shape) != expected:
@@ -248,27 +323,83 @@ def _check_inputs(
                 f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected (batch_size, cached + new "
                 f"positions) = {expected}."
             )
-    elif attention_mask is not None and attention_mask.ndim != 4:
+        if attention_mask.is_complex():
+            raise ValueError(
+                f"`attention_mask` must hold 0 and 1 (bool, int or float), got dtype {attention_mask.dtype}."
+            )
+    elif attention_mask is not None and attention_mask.ndim == 4:
+        # A prepared additive or boolean mask: (batch_size or 1, n_head or 1, new positions, >= cached + new).
+        rows, heads, queries, keys = attention_mask.shape
+        if (
+            rows not in (1, batch_size)
+            or heads not in (1, config.n_head)
+            or queries != seq_len
+            or keys < seq_len + past_length
+        ):
+            raise ValueError(
+                f"A 4D `attention_mask` must have shape (batch_size={batch_size} or 1, n_head={config.n_head} or 1, "
+                f"{seq_len}, at least {past_length + seq_len}), got {tuple(attention_mask.shape)}."
+            )
+    elif attention_mask is not None:
         raise ValueError(
             f"`attention_mask` must be 2D (batch_size, positions) or a prepared 4D mask, got shape "
             f"{tuple(attention_mask.shape)}."
         )
-    if position_ids is not None and position_ids.shape[-1] != seq_len:
-        raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
+    if position_ids is not None:
+        if position_ids.is_floating_point() or position_ids.is_complex() or position_ids.dtype == torch.bool:
+            raise ValueError(f"`position_ids` must be an integer tensor, got dtype {position_ids.dtype}.")
+        if position_ids.shape[-1] != seq_len:
+            raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
+        if position_ids.ndim > 2 or (position_ids.ndim == 2 and position_ids.shape[0] not in (1, batch_size)):
+            raise ValueError(
+                f"`position_ids` must have shape ({batch_size} or 1, {seq_len}) or ({seq_len},), got shape "
+                f"{tuple(position_ids.shape)}."
+            )
 
     if torch.compiler.is_compiling():
-        return
+        return past_length
     if input_ids is not None:
         low, high = (int(value) for value in torch.aminmax(input_ids))
         if low < 0 or high >= config.vocab_size:
             bad = low if low < 0 else high
             raise ValueError(f"Token id {bad} is outside the vocabulary [0, {config.vocab_size}).")
-    elif torch.isnan(inputs_embeds).any():
-        raise ValueError("`inputs_embeds` contains NaN.")
+    elif not torch.isfinite(inputs_embeds).all():
+        where = tuple((~torch.isfinite(inputs_embeds)).nonzero()[0].tolist())
+        raise ValueError(f"`inputs_embeds` contains NaN or inf (first at index {where}): every value must be finite.")
+    if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.dtype != torch.bool:
+        not_binary = (attention_mask != 0) & (attention_mask != 1)
+        if not_binary.any():
+            values = torch.unique(attention_mask[not_binary]).tolist()
+            raise ValueError(
+                f"`attention_mask` must hold 1 for tokens and 0 for padding, got the values {values[:5]} as well."
+            )
     if position_ids is not None:
         low, high = (int(value) for value in torch.aminmax(position_ids))
         if low < 0 or high >= config.n_positions:
             raise ValueError(f"`position_ids` must lie in [0, {config.n_positions}), got values in [{low}, {high}].")
+    return past_length
+
+
+# Copied from modeling_gpt2.modeling_gpt2._check_labels with GPT2Origins->GPT1Origins
+def _check_labels(config: GPT1OriginsConfig, labels: torch.Tensor, expected_shape: tuple[int, ...]) -> None:
+    """Next-token targets: the input's shape, integer ids in the vocabulary or -100 (ignored)."""
+    if tuple(labels.shape) != tuple(expected_shape):
+        raise ValueError(
+            f"`labels` has shape {tuple(labels.shape)}, expected the input's (batch_size, sequence_length) "
+            f"= {tuple(expected_shape)}."
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"`labels` must be integer token ids, got dtype {labels.dtype}.")
+    if torch.compiler.is_compiling():
+        return
+    real = labels[labels != -100]
+    if real.numel():
+        low, high = int(real.min()), int(real.max())
+        if low < 0 or high >= config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"Label {bad} is outside the vocabulary [0, {config.vocab_size}); -100 marks an ignored position."
+            )
 
 
 class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
@@ -320,8 +451,7 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
         kwargs.pop("output_hidden_states", None)
         if cache is None:
             cache = kwargs.pop("past_key_values", None)  # the name transformers < 5.24 used
-        past_length = cache.get_seq_length() if cache is not None else 0
-        _check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, past_length)
+        past_length = _check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache)
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
@@ -404,11 +534,7 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            if labels.shape != logits.shape[:-1]:
-                raise ValueError(
-                    f"`labels` has shape {tuple(labels.shape)}, expected the input's (batch_size, sequence_length) "
-                    f"= {tuple(logits.shape[:-1])}."
-                )
+            _check_labels(self.config, labels, logits.shape[:-1])
             loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
 
         return CausalLMOutputWithPast(
@@ -490,6 +616,11 @@ def _check_task_inputs(
     batch_size = tokens.shape[0]
     num_sequences = tokens.shape[1] if tokens.ndim == 3 else 1
     seq_len = tokens.shape[-1]
+    if batch_size == 0 or num_sequences == 0 or seq_len == 0:
+        raise ValueError(
+            f"The batch is empty: batch_size={batch_size}, num_sequences={num_sequences}, sequence_length={seq_len} "
+            f"(`{name}` of shape {tuple(given.shape)})."
+        )
 
     if task_type in ("classification", "entailment") and num_sequences != 1:
         raise ValueError(
@@ -567,12 +698,17 @@ def _check_task_labels(
                 f"`labels` has shape {tuple(labels.shape)}, expected ({batch_size},) or ({batch_size}, {num_labels}) "
                 "for regression."
             )
+        if labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"`labels` must be real-valued scores for regression, got dtype {labels.dtype}.")
     else:  # multi_label_classification
         if tuple(labels.shape) != (batch_size, num_labels):
             raise ValueError(
                 f"`labels` has shape {tuple(labels.shape)}, expected ({batch_size}, {num_labels}) for multi-label "
-                "classification."
+                "classification (float labels mean multi-label; give int64 class ids for one class per example)."
             )
+    if not torch.compiler.is_compiling() and labels.is_floating_point() and not torch.isfinite(labels).all():
+        bad = labels[~torch.isfinite(labels)][0].item()
+        raise ValueError(f"`labels` for {problem_type} must be finite numbers, got {bad}.")
 
 
 def _lm_loss_per_sequence(

@@ -66,7 +66,9 @@ class GPT1TaskEncoder:
         max_length: the most tokens in a sequence, special tokens included; at most the model's `n_positions`
             (`tokenizer.model_max_length`, 512 for GPT-1), which is the default.
         label_names: for classification and entailment, the class names in id order; string labels are mapped
-            through it and int labels checked against it. Entailment defaults to `ENTAILMENT_LABELS`.
+            through it and int labels checked against it. Entailment defaults to `ENTAILMENT_LABELS`. For similarity,
+            label_names makes the labels classes of pairs (MRPC, QQP: "not_equivalent", "equivalent"); without it
+            they are scores (STS-B), regressed.
         label_field: where the label is read from; defaults to `score` for similarity and `label` otherwise.
 
     Use it with `datasets`: `dataset.map(encoder, remove_columns=dataset.column_names)`.
@@ -112,8 +114,8 @@ class GPT1TaskEncoder:
             label_names = ENTAILMENT_LABELS
         if label_names is not None:
             label_names = tuple(label_names)
-            if family in ("similarity", "multiple_choice"):
-                raise ValueError(f"label_names={label_names!r} is for classification and entailment, not {family}.")
+            if family == "multiple_choice":
+                raise ValueError(f"label_names={label_names!r} is for classes; multiple choice labels are indices.")
             if len(set(label_names)) != len(label_names) or not label_names:
                 raise ValueError(f"label_names={label_names!r} must be non-empty and without repeats.")
         self.label_names = label_names
@@ -125,7 +127,10 @@ class GPT1TaskEncoder:
             encoded = self.tokenizer(first, truncation=True, max_length=self.max_length)
         elif self.family == "entailment":
             [(premise, hypothesis)], _ = self._cap([(first, self._text(example, "hypothesis"))])
-            encoded = self.tokenizer(premise, hypothesis, truncation="longest_first", max_length=self.max_length)
+            # As a batch of one pair: transformers reads a lone pair with an empty second text as no pair at all, and
+            # would drop the delimiter (`_start_ premise _classify_`).
+            batch = self.tokenizer([premise], [hypothesis], truncation="longest_first", max_length=self.max_length)
+            encoded = {key: values[0] for key, values in batch.items()}
         elif self.family == "similarity":
             encoded = self._encode_similarity(first, self._text(example, "text_b"))
         else:
@@ -165,7 +170,7 @@ class GPT1TaskEncoder:
             raise ValueError(f"Field {field!r} must be a string, got {type(text).__name__}: {text!r:.80}.")
         if self.family == "similarity" and not text.strip():
             raise ValueError(f"Similarity field {field!r} is empty ({text!r}): both texts are needed for both orders.")
-        return text
+        return _valid_unicode(text, f"Field {field!r}")
 
     def _choices(self, example: Mapping[str, Any]) -> list[str]:
         if "choices" not in example:
@@ -176,7 +181,7 @@ class GPT1TaskEncoder:
         bad = [choice for choice in choices if not isinstance(choice, str)]
         if bad:
             raise ValueError(f"choices must all be strings; got {bad[0]!r:.80} ({type(bad[0]).__name__}).")
-        return list(choices)
+        return [_valid_unicode(choice, f"Choice {index}") for index, choice in enumerate(choices)]
 
     def _cap(self, pairs: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[int, int]]]:
         """Shortens texts far longer than the text budget before the tokenizer truncates them; returns the pairs and
@@ -230,7 +235,7 @@ class GPT1TaskEncoder:
         )  # input_ids: (2, T), same T for both orders
 
     def _label(self, label: Any, num_choices: int) -> int | float:
-        if self.family == "similarity":
+        if self.family == "similarity" and self.label_names is None:  # a score; with label_names, classes of pairs
             if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
                 raise ValueError(f"Similarity {self.label_field}={label!r} must be a finite number.")
             return float(label)
@@ -310,6 +315,19 @@ class GPT1TaskCollator:
             is_score = any(isinstance(label, float) for label in labels)
             batch["labels"] = torch.tensor(labels, dtype=torch.float32 if is_score else torch.long)  # (B,)
         return batch
+
+
+def _valid_unicode(text: str, what: str) -> str:
+    """`text` if it encodes as UTF-8; a lone surrogate (from bytes decoded with errors="surrogateescape", or a broken
+    JSON escape) is a ValueError naming it, where `tokenizers` would raise a TypeError that does not."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{what} is not valid Unicode: {text[error.start : error.end]!r} at index {error.start} is a lone "
+            f"surrogate, which no tokenizer can encode (decode the source bytes with errors='replace')."
+        ) from None
+    return text
 
 
 def _as_list(value: Any) -> Any:

@@ -4,8 +4,11 @@ Field names follow `transformers.GPT2Config` and the released `config.json` of o
 released config loads as it is; only `model_type` differs, because `gpt2` belongs to transformers.
 """
 
+import os
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
+from transformers.activations import ACT2FN
 
 # Named sizes of the GPT-2 paper (Radford et al. 2019, table 2), plus a tiny one for tests and CPU demos.
 # The paper's "117M / 345M / 762M / 1542M" are the same models counted with a different method.
@@ -29,6 +32,9 @@ PRESET_ALIASES = {
 
 _POSITIVE_INT_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
 _PROBABILITY_FIELDS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")
+# The model types whose config.json this class reads: its own, and transformers' GPT-2 (same fields).
+LOADABLE_MODEL_TYPES = ("gpt2-origins", "gpt2")
+OTHER_FAMILIES = {"gpt1-origins": "GPT-1 (modeling_gpt1)", "openai-gpt": "GPT-1 (modeling_gpt1)"}
 
 
 @strict(accept_kwargs=True)
@@ -105,6 +111,44 @@ class GPT2OriginsConfig(PreTrainedConfig):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"`{name}` must be a probability in [0, 1], got {value}.")
+        if self.activation_function not in ACT2FN:
+            raise ValueError(
+                f"Unknown `activation_function` {self.activation_function!r}; GPT-2 uses 'gelu_new', transformers "
+                f"knows: {', '.join(sorted(ACT2FN))}."
+            )
+        if not self.layer_norm_epsilon > 0:
+            raise ValueError(f"`layer_norm_epsilon` must be positive, got {self.layer_norm_epsilon}.")
+        if not self.initializer_range >= 0:
+            raise ValueError(f"`initializer_range` (the std of the init) must be >= 0, got {self.initializer_range}.")
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        """transformers' reading of config.json, where a missing file is an error instead of the default config."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        if isinstance(config_dict, dict) and not config_dict:
+            raise OSError(
+                f"{os.fspath(pretrained_model_name_or_path)!r} has no config.json (or an empty one): a GPT-2 "
+                f"folder needs the config its weights were saved with."
+            )
+        return config_dict, kwargs
+
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """A config from the fields of a config.json; one that is not a JSON object, or that belongs to another model
+        (its `model_type`), is refused instead of building a GPT-2 from the wrong fields."""
+        if not isinstance(config_dict, dict):
+            raise ValueError(
+                f"A GPT-2 config.json must hold a JSON object of fields, got a {type(config_dict).__name__}: "
+                f"{config_dict!r:.80}."
+            )
+        model_type = config_dict.get("model_type", cls.model_type)
+        if model_type not in LOADABLE_MODEL_TYPES:
+            family = OTHER_FAMILIES.get(model_type, "another model")
+            raise ValueError(
+                f"The config has model_type={model_type!r}, a checkpoint of {family}, not GPT-2 (expected "
+                f"{' or '.join(map(repr, LOADABLE_MODEL_TYPES))}). Load it with its own classes or the Auto classes."
+            )
+        return super().from_dict(config_dict, **kwargs)
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "GPT2OriginsConfig":

@@ -11,8 +11,16 @@ training progress) plus the model's `config.json` and the tokenizer, in `<root>/
 A process killed at any moment therefore leaves either the new checkpoint complete, or a `.tmp` folder that nothing
 reads, and the previous complete checkpoints untouched. `latest_checkpoint` returns the newest folder that holds the
 marker. Steps 2-4 run on the main process; on several machines `root` must be on a shared file system.
+
+Resuming reads nothing that could run code: `resolve_checkpoint` refuses a checkpoint whose pickled training progress
+holds more than plain data (accelerate unpickles those files in full).
+
+A save that fails with an OSError (disk full, read-only or vanished folder) removes its `.tmp` folder, puts back a
+checkpoint of the same step it was replacing, and raises `CheckpointWriteError`, which names the folder, the cause and
+the newest complete checkpoint, from which `--resume_from_checkpoint latest` continues.
 """
 
+import errno
 import json
 import os
 import re
@@ -20,7 +28,10 @@ import shutil
 import time
 from pathlib import Path
 
-from .errors import RecipeError
+import numpy as np
+import torch
+
+from .errors import CheckpointWriteError, RecipeError
 
 MARKER = "checkpoint_complete.json"
 _NAME = re.compile(r"^step_(\d+)$")
@@ -60,9 +71,40 @@ def read_marker(path: str | os.PathLike) -> dict:
     return json.loads((Path(path) / MARKER).read_text())
 
 
+def check_pickles_hold_only_data(folder: str | os.PathLike) -> None:
+    """Raises `RecipeError` if a pickle of the checkpoint could run code when loaded.
+
+    `accelerator.load_state` reads weights from safetensors and the optimizer, scheduler and RNG states with
+    `torch.load(weights_only=True)`, but the registered objects (`custom_checkpoint_*.pkl`, the training progress)
+    with `weights_only=False`. Each of those is first read here with `weights_only=True` (plain containers, numbers,
+    strings, numpy scalars and arrays only): a file that passes holds nothing the full unpickler could execute.
+    """
+    np_core = np._core if hasattr(np, "_core") else np.core
+    data_globals = [np_core.multiarray.scalar, np_core.multiarray._reconstruct, np.ndarray, np.dtype]
+    data_globals += [type(np.dtype(name)) for name in ("float64", "float32", "int64", "int32", "bool")]
+    for path in sorted(Path(folder).glob("custom_checkpoint_*.pkl")):
+        try:
+            with torch.serialization.safe_globals(data_globals):
+                torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            named = re.search(r"GLOBAL (\S+)", str(error))
+            what = f"it names {named.group(1).rstrip('.,')}" if named else f"{type(error).__name__}"
+            raise RecipeError(
+                f"Refusing to resume from {os.fspath(folder)!r}: {path.name} is not plain data ({what}), and "
+                f"unpickling it could run code."
+            ) from error
+
+
 def resolve_checkpoint(requested: str, default_root: str | os.PathLike) -> Path:
     """The folder to resume from. `requested` is "latest" (newest complete one under `default_root`), a checkpoint
-    folder, or a folder of checkpoints (its newest complete one). Anything else is a `RecipeError`."""
+    folder, or a folder of checkpoints (its newest complete one). Anything else is a `RecipeError`, and so is a
+    checkpoint whose pickles hold more than data (`check_pickles_hold_only_data`)."""
+    folder = _resolve_checkpoint_folder(requested, default_root)
+    check_pickles_hold_only_data(folder)
+    return folder
+
+
+def _resolve_checkpoint_folder(requested: str, default_root: str | os.PathLike) -> Path:
     root = Path(default_root) if requested == "latest" else Path(requested)
     if not root.exists():
         raise RecipeError(f"--resume_from_checkpoint: {os.fspath(root)!r} does not exist.")
@@ -132,41 +174,84 @@ def save_checkpoint(accelerator, root: str | os.PathLike, step: int, write_extra
 
     Call it on every process. `write_extra(folder)` runs on the main process before the marker is written (config,
     tokenizer); `info` (a JSON-able dict) goes into the marker. `total_limit` keeps that many newest checkpoints.
+    An OSError while writing (disk full, read-only folder) becomes a `CheckpointWriteError`, the earlier checkpoints
+    intact.
     """
     root = Path(root)
     final = root / checkpoint_name(step)
     temporary = root / f".{checkpoint_name(step)}.tmp"
-    if accelerator.is_main_process:
-        root.mkdir(parents=True, exist_ok=True)
-        for stale in root.glob(".step_*.tmp"):  # left by a save that was killed
-            _remove(stale)
-        temporary.mkdir()
-    accelerator.wait_for_everyone()
-    accelerator.save_state(os.fspath(temporary))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if write_extra is not None:
-            write_extra(temporary)
-        _fsync_tree(temporary)
-        marker = {"step": step, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(info or {})}
-        with open(temporary / MARKER, "w") as file:
-            json.dump(marker, file, indent=2)
-            file.flush()
-            os.fsync(file.fileno())
-        _fsync(temporary)
-        if final.exists():  # the same step saved again (a resumed run): move the old one aside, then replace it
-            retired = root / f".{checkpoint_name(step)}.old"
-            _remove(retired)
-            os.replace(final, retired)
-            os.replace(temporary, final)
-            _remove(retired)
-        else:
-            os.replace(temporary, final)
-        _fsync(root)
-        if total_limit is not None:
+    try:
+        if accelerator.is_main_process:
+            root.mkdir(parents=True, exist_ok=True)
+            for stale in root.glob(".step_*.tmp"):  # left by a save that was killed
+                _remove(stale)
+            temporary.mkdir()
+        accelerator.wait_for_everyone()
+        accelerator.save_state(os.fspath(temporary))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            if write_extra is not None:
+                write_extra(temporary)
+            _fsync_tree(temporary)
+            marker = {"step": step, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(info or {})}
+            with open(temporary / MARKER, "w") as file:
+                json.dump(marker, file, indent=2)
+                file.flush()
+                os.fsync(file.fileno())
+            _fsync(temporary)
+            _publish(root, temporary, final)
+    except OSError as error:
+        if accelerator.is_main_process:
+            _remove(temporary)  # frees the space the partial save took
+        raise _write_error(root, final, error) from error
+    if accelerator.is_main_process and total_limit is not None:
+        try:
             rotate_checkpoints(root, total_limit)
+        except OSError as error:
+            raise _write_error(root, final, error, saved=True) from error
     accelerator.wait_for_everyone()
     return final
+
+
+def _publish(root: Path, temporary: Path, final: Path):
+    """Renames the complete `temporary` to `final`; a checkpoint already there (the same step saved again by a resumed
+    run) is moved aside first and put back if the rename fails."""
+    if final.exists():
+        retired = root / f".{final.name}.old"
+        _remove(retired)
+        os.replace(final, retired)
+        try:
+            os.replace(temporary, final)
+        except OSError:
+            os.replace(retired, final)
+            raise
+        _remove(retired)
+    else:
+        os.replace(temporary, final)
+    _fsync(root)
+
+
+def _write_error(root: Path, final: Path, error: OSError, saved: bool = False) -> CheckpointWriteError:
+    """The message of a failed save: what failed and why, and what is safe on disk."""
+    cause = error.strerror or str(error)
+    if error.errno is not None:
+        cause = f"{cause} ({errno.errorcode.get(error.errno, error.errno)})"
+    where = f" ({os.fspath(error.filename)!r})" if error.filename else ""
+    try:
+        newest = latest_checkpoint(root)
+    except OSError:
+        newest = None
+    if saved:
+        what = f"Checkpoint {final.name} was saved, but older checkpoints in {os.fspath(root)!r} could not be deleted"
+    else:
+        what = f"Could not write checkpoint {final.name} to {os.fspath(root)!r}"
+    kept = (
+        f"The newest complete checkpoint, {newest.name}, is intact" if newest else "No complete checkpoint exists yet"
+    )
+    return CheckpointWriteError(
+        f"{what}: {cause}{where}. {kept}. Free disk space or make the folder writable, then continue with "
+        f"--resume_from_checkpoint latest."
+    )
 
 
 def rotate_checkpoints(root: str | os.PathLike, total_limit: int):
@@ -190,6 +275,7 @@ __all__ = [
     "latest_checkpoint",
     "read_marker",
     "resolve_checkpoint",
+    "check_pickles_hold_only_data",
     "check_same_model",
     "save_checkpoint",
     "rotate_checkpoints",

@@ -9,4 +9,10 @@ class RecipeError(ValueError):
     """
 
 
-__all__ = ["RecipeError"]
+class CheckpointWriteError(RecipeError):
+    """A checkpoint could not be written (disk full, read-only or vanished output folder). Raised after the partial
+    folder is removed, so the message can promise what it says: the previous complete checkpoints are intact and the
+    run continues from the newest with `--resume_from_checkpoint latest` once the disk is fixed."""
+
+
+__all__ = ["CheckpointWriteError", "RecipeError"]

@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, is_torch_xla_available, set_seed
+from huggingface_hub.errors import StrictDataclassError
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, default_data_collator, get_scheduler
@@ -60,7 +61,7 @@ from .checkpointing import (
 from .corpus import load_documents, pack_blocks, split_blocks
 from .errors import RecipeError
 from .plotting import save_loss_curve
-from .train_tokenizer import check_vocab_size, train_tokenizer
+from .train_tokenizer import check_vocab_size, load_tokenizer, train_tokenizer
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def get_tokenizer(accelerator, args, hyperparameters, documents, resume_dir):
     folder / Hub name. A resumed run takes the tokenizer saved in its checkpoint."""
     choice = hyperparameters["tokenizer"]
     if resume_dir is not None and (Path(resume_dir) / "tokenizer_config.json").is_file():
-        return AutoTokenizer.from_pretrained(resume_dir)
+        return load_tokenizer(resume_dir, "The checkpoint")
     if choice == "gpt2":
         return load_gpt2_tokenizer()
     if choice == "train":
@@ -180,10 +181,7 @@ def get_tokenizer(accelerator, args, hyperparameters, documents, resume_dir):
             train_tokenizer(args.model_type, documents["train"], vocab_size).save_pretrained(folder)
         accelerator.wait_for_everyone()
         return AutoTokenizer.from_pretrained(folder)
-    try:
-        return AutoTokenizer.from_pretrained(choice)
-    except OSError as error:
-        raise RecipeError(f"--tokenizer {choice!r} is neither gpt2, train, a tokenizer folder nor a Hub name: {error}")
+    return load_tokenizer(choice)  # a folder or a Hub name
 
 
 def get_model_config(args, tokenizer):
@@ -200,7 +198,7 @@ def get_model_config(args, tokenizer):
         if args.config_overrides:
             config.update_from_string(args.config_overrides)
         config.validate()
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, StrictDataclassError) as error:  # the last: a field of the wrong type
         raise RecipeError(f"Bad model configuration: {error}") from error
     if len(tokenizer) > config.vocab_size:
         raise RecipeError(
@@ -281,13 +279,19 @@ def get_dataloaders(accelerator, args, tokenizer, documents):
     return train_dataloader, eval_dataloader
 
 
-def get_optimizer(model, hyperparameters, device):
+def get_optimizer(model, hyperparameters, device, no_decay=()):
     """AdamW with weight decay on the matrices only (embeddings and linear weights), none on biases and LayerNorm
-    gains (GPT-1, section 4.1); torch's fused kernel where the device has it."""
+    gains (GPT-1, section 4.1); torch's fused kernel where the device has it. `no_decay`: matrices to leave undecayed
+    too (fine-tuning's `--freeze_body` keeps the frozen rows of the embedding exactly as they are)."""
     parameters = [p for p in model.parameters() if p.requires_grad]
+    undecayed = {id(p) for p in no_decay}
+    decays = [p.dim() >= 2 and id(p) not in undecayed for p in parameters]
     groups = [
-        {"params": [p for p in parameters if p.dim() >= 2], "weight_decay": hyperparameters["weight_decay"]},
-        {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0},
+        {
+            "params": [p for p, decay in zip(parameters, decays) if decay],
+            "weight_decay": hyperparameters["weight_decay"],
+        },
+        {"params": [p for p, decay in zip(parameters, decays) if not decay], "weight_decay": 0.0},
     ]
     kwargs = {
         "lr": hyperparameters["learning_rate"],

@@ -18,6 +18,8 @@ complete works of Shakespeare.
 """
 
 import argparse
+import os
+from pathlib import Path
 
 from .corpus import iter_text_batches, load_documents
 from .errors import RecipeError
@@ -34,6 +36,31 @@ def check_vocab_size(model_type: str, vocab_size: int):
             f"--vocab_size {vocab_size} is too small for a {model_type} tokenizer: the minimum is "
             f"{MIN_VOCAB_SIZE[model_type]}."
         )
+
+
+def load_tokenizer(name_or_path, option: str = "--tokenizer"):
+    """`AutoTokenizer.from_pretrained(name_or_path)`, where what transformers lets through is a `RecipeError`: a folder
+    whose tokenizer files are missing or broken never loads as an empty vocabulary (a GPT-2 folder without
+    tokenizer.json loads in transformers as a tokenizer of one token that encodes every text to nothing)."""
+    from transformers import AutoTokenizer
+
+    folder = Path(name_or_path)
+    present = (
+        f" (it holds {', '.join(sorted(p.name for p in folder.iterdir())) or 'nothing'})" if folder.is_dir() else ""
+    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError, TypeError) as error:
+        raise RecipeError(
+            f"{option} {os.fspath(name_or_path)!r} is neither a tokenizer folder nor a Hub name that loads{present}: "
+            f"{str(error).splitlines()[0]}"
+        ) from error
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):
+        raise RecipeError(
+            f"{option} {os.fspath(name_or_path)!r} loads as a tokenizer of {len(tokenizer)} token(s), its special "
+            f"tokens only{present}: its vocabulary file (tokenizer.json) is missing or empty."
+        )
+    return tokenizer
 
 
 def train_tokenizer(model_type: str, documents, vocab_size: int | None = None, model_max_length: int | None = None):

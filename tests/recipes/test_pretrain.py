@@ -38,16 +38,19 @@ def small_corpus(tmp_path, characters=6000) -> Path:
     return path
 
 
-def run_recipe(args, kill_at_optimizer_step=None, kill_in_save_of=None, timeout=600):
+def run_recipe(args, kill_at_optimizer_step=None, kill_in_save_of=None, kill_in_evaluation_batch=None, timeout=600):
     """`python -m recipes.pretrain ARGS` in a subprocess. With `kill_at_optimizer_step=k` the process SIGKILLs itself
     when AdamW.step is called for the k-th time (so k - 1 steps are done); with `kill_in_save_of="step_00000008"` it
-    SIGKILLs itself in the middle of writing that checkpoint (after the weights, before the optimizer state)."""
+    SIGKILLs itself in the middle of writing that checkpoint (after the weights, before the optimizer state); with
+    `kill_in_evaluation_batch=k` it SIGKILLs itself in the middle of an evaluation, when the k-th validation batch of
+    the process is gathered."""
     runner = textwrap.dedent(
         f"""
-        import os, signal, sys, torch
-        kill_at, kill_in = {kill_at_optimizer_step!r}, {kill_in_save_of!r}
-        calls = 0
+        import os, signal, sys, torch, accelerate
+        kill_at, kill_in, kill_eval = {kill_at_optimizer_step!r}, {kill_in_save_of!r}, {kill_in_evaluation_batch!r}
+        calls = eval_batches = 0
         original_step, original_save = torch.optim.AdamW.step, torch.save
+        original_gather = accelerate.Accelerator.gather_for_metrics
         def step(self, *args, **kwargs):
             global calls
             calls += 1
@@ -58,7 +61,14 @@ def run_recipe(args, kill_at_optimizer_step=None, kill_in_save_of=None, timeout=
             if kill_in and f".{{kill_in}}.tmp" in str(f):
                 os.kill(os.getpid(), signal.SIGKILL)
             return original_save(obj, f, *args, **kwargs)
+        def gather_for_metrics(self, *args, **kwargs):
+            global eval_batches
+            eval_batches += 1
+            if eval_batches == kill_eval:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return original_gather(self, *args, **kwargs)
         torch.optim.AdamW.step, torch.save = step, save
+        accelerate.Accelerator.gather_for_metrics = gather_for_metrics
         from recipes import pretrain
         pretrain.main(sys.argv[1:])
         """
