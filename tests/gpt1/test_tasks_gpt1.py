@@ -249,7 +249,7 @@ SOCIAL_IQA_ROW = {"context": "Riley began to hurt.", "choices": ["Sad", "Fine", 
         ("classification", {"max_length": 1}, {}, "max_length=1"),
         ("classification", {"max_length": 513}, {}, "max_length=513 .* model_max_length=512"),
         ("classification", {"max_length": "64"}, {}, "max_length='64'"),
-        ("similarity", {"label_names": ["a", "b"]}, {}, r"label_names=\('a', 'b'\)"),
+        ("multiple_choice", {"label_names": ["a", "b"]}, {}, r"label_names=\('a', 'b'\)"),
         ("classification", {"label_names": ["a", "a"]}, {}, r"label_names=\('a', 'a'\)"),
         ("similarity", {}, {"text_a": "some text", "text_b": "  ", "score": 1}, "'text_b' is empty"),
         ("similarity", {}, {"text_a": "a", "text_b": "b", "score": "high"}, "score='high'"),
@@ -338,3 +338,17 @@ def test_real_examples_train_the_double_heads_model(tokenizer, family, name, num
     expected_logits = (8, 3) if family == "multiple_choice" else (8, num_labels)
     assert outputs.logits.shape == expected_logits
     assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_similarity_with_label_names_gives_classes_of_pairs(tokenizer):
+    """MRPC / QQP: similarity of two texts as classes (int64 labels, both orders), where STS-B's scores are floats."""
+    encoder = GPT1TaskEncoder(tokenizer, "similarity", label_field="label", label_names=("different", "same"))
+    examples = [
+        {"text_a": "a king", "text_b": "a queen", "label": 0},
+        {"text_a": "thou", "text_b": "you", "label": "same"},
+    ]
+    batch = GPT1TaskCollator(tokenizer)([encoder(example) for example in examples])
+    assert batch["labels"].dtype == torch.long and batch["labels"].tolist() == [0, 1]
+    assert batch["input_ids"].shape[:2] == (2, 2)
+    with pytest.raises(ValueError, match="label=2 is out of range"):
+        encoder({"text_a": "a", "text_b": "b", "label": 2})

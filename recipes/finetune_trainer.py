@@ -1,0 +1,171 @@
+"""Fine-tune a GPT-1 on a labelled task with transformers' Trainer: recipes/finetune.py's Trainer twin.
+
+The same command line, data (recipes/task_data.py), tokenizer, model, encoder and collator as recipes/finetune.py,
+and the paper's defaults as TrainingArguments (linear schedule with a 0.2% warm-up, weight decay 0.01 on matrices,
+max grad-norm 1, fused AdamW); on the same data and seed it gives the same metrics. Evaluation and checkpoints
+follow `--checkpointing_steps` ("epoch" by default); the best model is loaded at the end, saved with its tokenizer in
+`--output_dir`, evaluated on the test split, and `results.json` has the layout of recipes/finetune.py's.
+
+    python -m recipes.finetune_trainer --task_type classification --model_name_or_path runs/pretrain-gpt1 \\
+        --dataset_name nyu-mll/glue --dataset_config_name sst2
+"""
+
+import json
+from pathlib import Path
+
+from accelerate.utils import set_seed
+from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from . import finetune
+from .errors import RecipeError
+from .pretrain import get_optimizer, has_accelerator
+
+
+def training_arguments(args, metric: str) -> TrainingArguments:
+    """recipes/finetune.py's options as TrainingArguments."""
+    strategy = "epoch" if args.checkpointing_steps == "epoch" else "steps"
+    steps = None if strategy == "epoch" else int(args.checkpointing_steps)
+    return TrainingArguments(
+        output_dir=args.output_dir,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=args.per_device_eval_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,  # Trainer decays every weight but biases and LayerNorm gains: the matrices
+        adam_beta1=args.adam_beta1,
+        adam_beta2=args.adam_beta2,
+        max_grad_norm=args.max_grad_norm,
+        lr_scheduler_type=args.lr_scheduler_type,
+        warmup_steps=args.warmup_ratio,  # below 1: a fraction of the training steps, rounded up
+        num_train_epochs=args.num_train_epochs,
+        max_steps=args.max_train_steps or -1,
+        # load_best_model_at_end needs an evaluation at every save.
+        eval_strategy=strategy,
+        save_strategy=strategy,
+        eval_steps=steps,
+        save_steps=steps,
+        save_total_limit=args.checkpoints_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=finetune.greater_is_better(metric),
+        logging_steps=args.logging_steps,
+        seed=args.seed,
+        data_seed=args.seed,
+        bf16=args.mixed_precision == "bf16",
+        fp16=args.mixed_precision == "fp16",
+        use_cpu=args.cpu,
+        dataloader_pin_memory=has_accelerator() and not args.cpu,
+        report_to=[args.report_to] if args.with_tracking else "none",
+        label_names=["labels"],  # so that evaluation returns the labels next to the task logits
+        # Trainer keeps the dataset columns that are arguments of model.forward: input_ids, attention_mask,
+        # mc_token_ids and labels, i.e. everything the encoder makes.
+        remove_unused_columns=True,
+        push_to_hub=args.push_to_hub,
+        hub_model_id=args.hub_model_id,
+    )
+
+
+def build_trainer(config: dict, args) -> tuple[Trainer, finetune.TaskData, finetune.DatasetDict]:
+    """The Trainer, on the data, tokenizer and model of recipes/finetune.py."""
+    set_seed(args.seed)
+    task = finetune.get_task_data(args)
+    metric = args.metric_for_best_model or task.main_metric
+    # Trainer's evaluation keeps the loss L3 and the task logits (config.keys_to_ignore_at_inference drops task_loss,
+    # lm_loss and lm_logits), from which compute_metrics computes the task's metrics.
+    config["reported"] = ["loss", *finetune.check_metric(task, metric)[3:]]
+    if metric in ("task_loss", "lm_loss"):
+        raise RecipeError(f"--metric_for_best_model {metric}: Trainer's evaluation reports only the loss L3.")
+    tokenizer, added_tokens = finetune.get_tokenizer(args, task)
+    model = finetune.get_model(args, task, tokenizer, added_tokens)
+    config.update(metric_for_best_model=metric, max_length=args.max_length, added_tokens=added_tokens)
+    encoded = finetune.encode_task(task, tokenizer, args.max_length, args.preprocessing_num_workers)
+    optimizers = (None, None)
+    if args.freeze_body:
+        no_decay = finetune.freeze_body(model, tokenizer)
+        # Trainer would decay the whole embedding, frozen rows included: the recipe's AdamW leaves it undecayed.
+        optimizers = (get_optimizer(model, config, model.device, no_decay=no_decay), None)
+
+    def compute_metrics(prediction: EvalPrediction) -> dict:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return finetune.task_metrics(
+            task, finetune.predictions_from_logits(task, logits).tolist(), prediction.label_ids.tolist()
+        )
+
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(args, metric),
+        data_collator=finetune.GPT1TaskCollator(
+            tokenizer, pad_to_multiple_of=8 if args.mixed_precision in ("fp16", "bf16") else None
+        ),
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        optimizers=optimizers,
+    )
+    return trainer, task, encoded
+
+
+def _metrics(record: dict, prefix: str, reported) -> dict:
+    return {key.removeprefix(prefix): value for key, value in record.items() if key.removeprefix(prefix) in reported}
+
+
+def training_function(config: dict, args) -> dict:
+    trainer, task, encoded = build_trainer(config, args)
+    metric, reported = config["metric_for_best_model"], config.pop("reported")
+    resume = args.resume_from_checkpoint
+    if resume == "latest":
+        resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    trainer.train(resume_from_checkpoint=resume)
+    output_dir = Path(args.output_dir)
+    trainer.save_model(output_dir)  # the best model (load_best_model_at_end), its tokenizer and code
+
+    validation, train_history = [], []
+    for record in trainer.state.log_history:
+        if f"eval_{metric}" in record:
+            validation.append(
+                {"step": record["step"], "epoch": record["epoch"], **_metrics(record, "eval_", reported)}
+            )
+        elif "loss" in record:
+            train_history.append({key: record[key] for key in ("step", "epoch", "loss", "learning_rate")})
+    best = max(validation, key=lambda r: r[metric] if finetune.greater_is_better(metric) else -r[metric])
+    final = {
+        split: _metrics(trainer.evaluate(encoded[split], metric_key_prefix=split), f"{split}_", reported)
+        for split in encoded
+        if split not in ("train", "validation")
+    }
+    config.update(
+        max_train_steps=trainer.state.max_steps,
+        num_warmup_steps=trainer.args.get_warmup_steps(trainer.state.max_steps),
+        num_parameters=trainer.model.num_parameters(),
+        trainable_parameters=finetune.trained_parameters(trainer.model, args.freeze_body),
+    )
+    results = {
+        "task": task.summary(),
+        "hyperparameters": config,
+        "majority_baseline": finetune.majority_metrics(task),
+        "validation": validation,
+        "best": {"metric": metric, "value": best[metric], "step": best["step"], "epoch": best["epoch"]},
+        **final,
+        "train_history": train_history,
+    }
+    if trainer.is_world_process_zero():
+        (output_dir / finetune.RESULTS).write_text(json.dumps(results, indent=1))
+    finetune.report(trainer.accelerator, results, output_dir, metric)
+    if args.push_to_hub:
+        trainer.push_to_hub()
+    return results
+
+
+def main(argv=None):
+    parser = finetune.get_parser(prog="python -m recipes.finetune_trainer", description=__doc__)
+    args = finetune.parse_args(parser, argv)
+    try:
+        return training_function(finetune.resolve_hyperparameters(args), args)
+    except RecipeError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+
+
+if __name__ == "__main__":
+    main()

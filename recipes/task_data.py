@@ -1,0 +1,542 @@
+"""Labelled data for GPT-1 fine-tuning: local files or a Hub dataset, checked row by row, in one layout per family.
+
+`load_task_data(family, ...)` returns a `TaskData` whose `dataset` is a `datasets.DatasetDict` (`train`,
+`validation`, and `test` or other evaluation splits when there are any) with the fields of the project's task files
+(DATA.md), which are the fields `modeling_gpt1.GPT1TaskEncoder` reads:
+
+| family            | fields                                   | target                                            |
+|-------------------|------------------------------------------|---------------------------------------------------|
+| `classification`  | text, label                              | class id (a `ClassLabel`: names in the features)  |
+| `entailment`      | premise, hypothesis, label               | class id                                          |
+| `similarity`      | text_a, text_b, score  or  ..., label    | a score (regression, STS-B) or a class id (MRPC)  |
+| `multiple_choice` | context, choices, label                  | index of the right choice                         |
+
+Sources:
+- Local files, one or more per split: `.jsonl` / `.json` / `.csv` / `.tsv` / `.parquet` (compressed or not). A CSV
+  holds multiple-choice `choices` as a JSON list in one cell. With no validation file, `validation_split_percentage`
+  of the training rows (seeded) are held out.
+- A Hub dataset by name (`datasets.load_dataset(name, config)`). The usual ones are mapped to the layout by
+  `HUB_TASKS`: GLUE sst2, cola, rte, mnli, qnli, stsb, mrpc, qqp; snli; scitail; race; story_cloze (with
+  `data_dir`: its data is a manual download). Any other dataset must have the layout's fields already, or get them
+  with `column_mapping` ({"sentence": "text"}).
+
+Class names come from the option `label_names`, else the dataset's `ClassLabel` feature, else the table, else the
+label strings of the training rows (entailment: GLUE's order entailment, neutral, contradiction when they are those;
+otherwise sorted). Integer labels without names are ids in [0, num_labels).
+
+Every row is checked before any training time is spent; a bad one is a `RecipeError` naming the file (or Hub split),
+the row (counted from 0, as `dataset[row]`) and what is wrong: a missing or non-string field, an empty similarity
+side, a label that is out of range or not one of the class names, a multiple-choice row with another number of
+choices than the first training row, an empty file.
+"""
+
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_dataset
+
+from modeling_gpt1.tasks import ENTAILMENT_LABELS, FAMILIES
+
+from .corpus import builder_for, check_files_exist
+from .errors import RecipeError
+
+TEXT_FIELDS = {
+    "classification": ("text",),
+    "entailment": ("premise", "hypothesis"),
+    "similarity": ("text_a", "text_b"),
+    "multiple_choice": ("context", "choices"),
+}
+# The metric a run is judged by when none is asked for (keys of recipes.metrics.compute_task_metrics).
+MAIN_METRICS = {
+    "classification": "accuracy",
+    "entailment": "accuracy",
+    "similarity": "pearson",  # regression; similarity as classes (MRPC, QQP) is judged by f1
+    "multiple_choice": "accuracy",
+}
+
+
+@dataclass(frozen=True)
+class HubTask:
+    """How one Hub dataset maps to the layout of its family."""
+
+    family: str
+    columns: Mapping[str, str] = field(default_factory=dict)  # Hub column -> layout field
+    splits: Mapping[str, str] = field(default_factory=lambda: {"train": "train", "validation": "validation"})
+    target: str = "label"  # "score" for regression
+    label_names: tuple[str, ...] | None = None  # when the Hub features carry none
+    main_metric: str | None = None  # the paper's metric when it is not the family's
+    to_layout: Callable[[dict], dict] | None = None  # a batched map that builds the layout's fields
+    unlabelled: int | None = None  # rows with this label have no gold label and are dropped (SNLI: -1)
+    holdout: int | None = None  # rows of train held out for validation when the dataset has no such split
+
+
+def _race(batch: dict) -> dict:
+    """RACE: the passage then the question as context, the four options, the answer letter as an index."""
+    return {
+        "context": [f"{article} {question}" for article, question in zip(batch["article"], batch["question"])],
+        "choices": batch["options"],
+        "label": ["ABCD".index(answer.strip()) if answer.strip() in ("A", "B", "C", "D") else answer
+                  for answer in batch["answer"]],
+    }  # fmt: skip
+
+
+def _story_cloze(batch: dict) -> dict:
+    """Story Cloze: the four sentences of the story as context, the two endings, the right one (1 or 2) as 0 or 1."""
+    sentences = zip(*(batch[f"input_sentence_{i}"] for i in range(1, 5)))
+    return {
+        "context": [" ".join(story) for story in sentences],
+        "choices": [list(pair) for pair in zip(batch["sentence_quiz1"], batch["sentence_quiz2"])],
+        "label": [answer - 1 for answer in batch["answer_right_ending"]],
+    }
+
+
+_GLUE_PAIR = {"sentence1": "premise", "sentence2": "hypothesis"}
+_GLUE_SIMILARITY = {"sentence1": "text_a", "sentence2": "text_b"}
+_RACE = HubTask("multiple_choice", splits={"train": "train", "validation": "validation", "test": "test"},
+                to_layout=_race)  # fmt: skip
+# Keyed by the dataset's name without its owner ("nyu-mll/glue" and "glue" alike), then by config. GLUE's test splits
+# have no labels, so they are left out; MNLI's mismatched validation set is evaluated at the end as an extra split.
+HUB_TASKS: dict[str, dict[str | None, HubTask]] = {
+    "glue": {
+        "sst2": HubTask("classification", {"sentence": "text"}),
+        "cola": HubTask("classification", {"sentence": "text"}, main_metric="matthews_correlation"),
+        "rte": HubTask("entailment", _GLUE_PAIR),
+        "mnli": HubTask(
+            "entailment",
+            splits={
+                "train": "train",
+                "validation": "validation_matched",
+                "validation_mismatched": "validation_mismatched",
+            },
+        ),
+        "qnli": HubTask("entailment", {"question": "premise", "sentence": "hypothesis"}),
+        "stsb": HubTask("similarity", {**_GLUE_SIMILARITY, "label": "score"}, target="score"),
+        "mrpc": HubTask("similarity", _GLUE_SIMILARITY, main_metric="f1"),
+        "qqp": HubTask("similarity", {"question1": "text_a", "question2": "text_b"}, main_metric="f1"),
+    },
+    "snli": {
+        None: HubTask(
+            "entailment", splits={"train": "train", "validation": "validation", "test": "test"}, unlabelled=-1
+        )
+    },
+    "scitail": {
+        "tsv_format": HubTask(
+            "entailment",
+            splits={"train": "train", "validation": "validation", "test": "test"},
+            label_names=("entails", "neutral"),
+        )
+    },
+    "race": {"all": _RACE, "high": _RACE, "middle": _RACE},
+    # The released GPT-1 code trained on the 2016 validation set minus 374 held-out stories and tested on the test set.
+    "story_cloze": {
+        "2016": HubTask(
+            "multiple_choice", splits={"train": "validation", "test": "test"}, to_layout=_story_cloze, holdout=374
+        )
+    },
+}
+DEFAULT_HUB_CONFIGS = {"scitail": "tsv_format", "race": "all", "story_cloze": "2016"}
+
+
+def hub_task(dataset_name: str, config_name: str | None) -> tuple[HubTask | None, str | None]:
+    """The mapping of a known Hub dataset (and the config to load), or (None, config_name) for any other."""
+    short = dataset_name.rstrip("/").rsplit("/", 1)[-1].lower()
+    if short not in HUB_TASKS:
+        return None, config_name
+    config_name = config_name or DEFAULT_HUB_CONFIGS.get(short)
+    configs = HUB_TASKS[short]
+    if config_name not in configs:
+        known = ", ".join(str(name) for name in configs)
+        raise RecipeError(
+            f"--dataset_config_name {config_name!r} is not one this recipe maps for {dataset_name!r} (known: {known})."
+        )
+    return configs[config_name], config_name
+
+
+@dataclass
+class TaskData:
+    """A task's data in the layout of its family, and what the model and the metrics need to know about it."""
+
+    dataset: DatasetDict
+    family: str
+    target: str  # the field the model learns: "label" (class or choice index) or "score" (regression)
+    label_names: tuple[str, ...] | None  # class names in id order (classification, entailment, similarity classes)
+    num_labels: int  # the task head's outputs: the classes, or 1 (regression, and one score per choice)
+    num_choices: int | None  # multiple choice only
+    main_metric: str
+    source: str  # where the data came from, for the results file
+
+    @property
+    def is_regression(self) -> bool:
+        return self.target == "score"
+
+    def summary(self) -> dict:
+        return {
+            "family": self.family,
+            "source": self.source,
+            "target": self.target,
+            "label_names": list(self.label_names) if self.label_names else None,
+            "num_labels": self.num_labels,
+            "num_choices": self.num_choices,
+            "rows": {split: rows.num_rows for split, rows in self.dataset.items()},
+        }
+
+
+@dataclass
+class _Part:
+    """One file, or one split of a Hub dataset, on its way into a split of the DatasetDict."""
+
+    split: str
+    where: str
+    rows: Dataset
+
+
+def _check_family(family: str):
+    if family not in FAMILIES:
+        raise RecipeError(f"--task_type {family!r} is not one of {', '.join(FAMILIES)}.")
+
+
+def _read_file(path: str, split: str, option: str, cache_dir: str | None) -> _Part:
+    where = f"{option} {path}"
+    with open(path, "rb") as file:
+        if not file.read(1 << 16).strip():
+            raise RecipeError(f"{where} is empty: a {split} file needs at least one row.")
+    name = Path(path).name.lower()
+    kwargs = {}
+    if any(name.removesuffix(suffix).endswith(".tsv") for suffix in ("", ".gz", ".xz", ".bz2", ".zst")):
+        builder, kwargs = "csv", {"delimiter": "\t"}
+    else:
+        builder = builder_for(path)
+    if builder == "text":
+        raise RecipeError(f"{where}: a task needs fields per row; use .jsonl, .json, .csv, .tsv or .parquet.")
+    try:
+        rows = load_dataset(builder, data_files=[os.fspath(path)], split="train", cache_dir=cache_dir, **kwargs)
+    except Exception as error:  # datasets raises many types for a malformed file; all are bad input here
+        raise RecipeError(f"{where} cannot be read as {builder}: {type(error).__name__}: {error}") from error
+    if rows.num_rows == 0:
+        raise RecipeError(f"{where} holds no rows.")
+    if builder == "csv" and "choices" in rows.column_names and rows.features["choices"] == Value("string"):
+        rows = rows.map(lambda row: {"choices": _json_list(row["choices"])}, desc="Reading choices")
+    return _Part(split, where, rows)
+
+
+def _json_list(cell):
+    """A CSV cell holding a JSON list of choices; anything else is left for the row check to name."""
+    try:
+        value = json.loads(cell) if isinstance(cell, str) else cell
+    except json.JSONDecodeError:
+        return [cell]
+    return value if isinstance(value, list) else [cell]
+
+
+def _load_hub(
+    dataset_name: str,
+    config_name: str | None,
+    spec: HubTask | None,
+    data_dir: str | None,
+    cache_dir: str | None,
+    column_mapping: Mapping[str, str],
+) -> list[_Part]:
+    source = dataset_name + (f" ({config_name})" if config_name else "")
+    try:
+        hub = load_dataset(dataset_name, config_name, data_dir=data_dir, cache_dir=cache_dir)
+    except Exception as error:  # no network, a wrong name, a manual download missing: all stop the run here
+        raise RecipeError(f"--dataset_name {source} cannot be loaded: {type(error).__name__}: {error}") from error
+    if not isinstance(hub, DatasetDict):
+        hub = DatasetDict({"train": hub})
+    splits = dict(spec.splits) if spec else {name: name for name in hub}
+    missing = [hub_split for hub_split in splits.values() if hub_split not in hub]
+    if missing or "train" not in splits:
+        raise RecipeError(
+            f"{source} has the splits {', '.join(hub)}; this recipe needs {', '.join(splits.values()) or 'train'}."
+        )
+    parts = []
+    for split, hub_split in splits.items():
+        rows = hub[hub_split]
+        where = f"{source} split {hub_split!r}"
+        if spec and spec.unlabelled is not None:
+            rows = rows.filter(lambda labels: [label != spec.unlabelled for label in labels], input_columns="label")
+        if spec and spec.to_layout:
+            rows = rows.map(spec.to_layout, batched=True, remove_columns=rows.column_names, desc=f"Mapping {where}")
+        renames = {**(spec.columns if spec else {}), **column_mapping}
+        rows = _rename(rows, renames, where)
+        if rows.num_rows == 0:
+            raise RecipeError(f"{where} holds no rows.")
+        parts.append(_Part(split, where, rows))
+    return parts
+
+
+def _rename(rows: Dataset, renames: Mapping[str, str], where: str) -> Dataset:
+    renames = {old: new for old, new in renames.items() if old in rows.column_names and old != new}
+    clashes = [new for old, new in renames.items() if new in rows.column_names and new not in renames]
+    if clashes:
+        raise RecipeError(f"{where}: renaming columns onto {clashes} would overwrite columns it already has.")
+    return rows.rename_columns(renames) if renames else rows
+
+
+def _required_fields(family: str, target: str) -> tuple[str, ...]:
+    return (*TEXT_FIELDS[family], target)
+
+
+def _check_columns(part: _Part, fields: Sequence[str]):
+    missing = [name for name in fields if name not in part.rows.column_names]
+    if missing:
+        raise RecipeError(
+            f"{part.where} has no field {', '.join(map(repr, missing))} (its fields: "
+            f"{', '.join(part.rows.column_names)}); this task needs {', '.join(fields)} (rename columns with "
+            f"--column_mapping old=new)."
+        )
+
+
+def _iter_rows(part: _Part, columns: Sequence[str], batch_size: int = 1000):
+    """(row index, {column: value}) over a part, read a batch of columns at a time."""
+    index = 0
+    for batch in part.rows.select_columns(list(columns)).iter(batch_size=batch_size):
+        for values in zip(*(batch[column] for column in columns)):
+            yield index, dict(zip(columns, values))
+            index += 1
+
+
+def _class_names(
+    family: str, parts: list[_Part], spec: HubTask | None, label_names: Sequence[str] | None, num_labels: int | None
+) -> tuple[tuple[str, ...] | None, int]:
+    """Class names in id order (None for integer labels without names) and the number of classes."""
+    train = [part for part in parts if part.split == "train"]
+    feature = train[0].rows.features.get("label")
+    names = None
+    if label_names:
+        names = tuple(label_names)
+    elif isinstance(feature, ClassLabel):
+        names = tuple(feature.names)
+    elif spec and spec.label_names:
+        names = spec.label_names
+    else:
+        values = [row["label"] for part in train for _, row in _iter_rows(part, ["label"])]
+        strings = sorted({value for value in values if isinstance(value, str)})
+        if strings:
+            if family == "entailment" and set(strings) <= set(ENTAILMENT_LABELS):
+                names = ENTAILMENT_LABELS
+            else:
+                names = tuple(strings)
+        else:
+            ints = [value for value in values if isinstance(value, int) and not isinstance(value, bool)]
+            if num_labels is None:
+                num_labels = max(ints, default=0) + 1
+                if num_labels < 2:
+                    raise RecipeError(
+                        f"The training labels of {train[0].where} are all {ints[0] if ints else None}: a "
+                        f"classifier needs at least 2 classes (give --num_labels or --label_names)."
+                    )
+    if names is not None:
+        if len(set(names)) != len(names) or len(names) < 2:
+            raise RecipeError(f"The class names {list(names)} must be at least 2 and all different.")
+        if num_labels is not None and num_labels != len(names):
+            raise RecipeError(f"--num_labels {num_labels} does not match the {len(names)} class names {list(names)}.")
+        num_labels = len(names)
+    return names, num_labels
+
+
+def _check_rows(
+    part: _Part,
+    family: str,
+    target: str,
+    names: tuple[str, ...] | None,
+    num_labels: int,
+    num_choices: int | None,
+    reference: str,
+):
+    """Every row of a part: string texts (non-empty for similarity), a usable label, the same number of choices."""
+    for index, row in _iter_rows(part, _required_fields(family, target)):
+        at = f"{part.where}, row {index}"
+        for name in TEXT_FIELDS[family]:
+            value = row[name]
+            if value is None:
+                raise RecipeError(f"{at}: the field {name!r} is missing (a {family} row needs {', '.join(row)}).")
+            if name == "choices":
+                if isinstance(value, str) or not isinstance(value, Sequence) or len(value) < 2:
+                    raise RecipeError(f"{at}: 'choices' must be a list of at least 2 strings, got {value!r:.100}.")
+                bad = [choice for choice in value if not isinstance(choice, str)]
+                if bad:
+                    raise RecipeError(f"{at}: every choice must be a string, got {bad[0]!r:.60}.")
+                if len(value) != num_choices:
+                    raise RecipeError(
+                        f"{at}: {len(value)} choices, but {reference} has {num_choices}: every row of a multiple "
+                        f"choice task needs the same number of choices."
+                    )
+            elif not isinstance(value, str):
+                raise RecipeError(f"{at}: {name!r} must be a string, got {type(value).__name__} {value!r:.60}.")
+            elif family == "similarity" and not value.strip():
+                raise RecipeError(
+                    f"{at}: {name!r} is empty; a similarity pair needs both texts (it is encoded in both orders)."
+                )
+        label = row[target]
+        if label is None:
+            raise RecipeError(f"{at}: the field {target!r} is missing (a {family} row needs {', '.join(row)}).")
+        if target == "score":
+            if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
+                raise RecipeError(f"{at}: score {label!r} must be a finite number.")
+            continue
+        if family == "multiple_choice":
+            if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_choices:
+                raise RecipeError(
+                    f"{at}: label {label!r} must be the index of the right choice, an int in [0, {num_choices})."
+                )
+            continue
+        if isinstance(label, str):
+            if names is None or label not in names:
+                known = f"one of the class names {list(names)}" if names else "an int: the other labels are ints"
+                raise RecipeError(f"{at}: label {label!r} is not {known}.")
+        elif isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_labels:
+            classes = f" ({', '.join(names)})" if names else ""
+            raise RecipeError(f"{at}: label {label!r} is out of range: class ids are in [0, {num_labels}){classes}.")
+
+
+def _to_layout(part: _Part, family: str, target: str, names: tuple[str, ...] | None, num_labels: int) -> Dataset:
+    """The layout's fields only, labels as class ids with their names in a `ClassLabel`, one set of features."""
+    rows = part.rows.select_columns(list(_required_fields(family, target)))
+    features = {name: Value("string") for name in TEXT_FIELDS[family]}
+    if family == "multiple_choice":
+        features["choices"] = List(Value("string"))
+        features["label"] = Value("int64")
+    elif target == "score":
+        features["score"] = Value("float64")
+    else:
+        features["label"] = ClassLabel(names=list(names) if names else [f"LABEL_{i}" for i in range(num_labels)])
+        if getattr(rows.features["label"], "dtype", None) in ("string", "large_string"):
+            rows = rows.map(lambda row: {"label": names.index(row["label"])}, desc=f"Label ids of {part.where}")
+    return rows.cast(Features(features))
+
+
+def load_task_data(
+    family: str,
+    train_files: Sequence[str] | None = None,
+    validation_files: Sequence[str] | None = None,
+    test_files: Sequence[str] | None = None,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
+    data_dir: str | None = None,
+    column_mapping: Mapping[str, str] | None = None,
+    label_names: Sequence[str] | None = None,
+    num_labels: int | None = None,
+    similarity_target: str | None = None,
+    validation_split_percentage: float = 10.0,
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> TaskData:
+    """Loads, maps and checks a task's data (see the module docstring); `RecipeError` on any bad input."""
+    _check_family(family)
+    column_mapping = dict(column_mapping or {})
+    if bool(train_files) == bool(dataset_name):
+        raise RecipeError("Give the training data as --train_file or --dataset_name (one of the two).")
+    if dataset_name and (validation_files or test_files):
+        raise RecipeError("--validation_file / --test_file go with --train_file, not with a Hub --dataset_name.")
+    spec = None
+    if dataset_name:
+        spec, dataset_config_name = hub_task(dataset_name, dataset_config_name)
+        if spec is not None and spec.family != family:
+            raise RecipeError(
+                f"{dataset_name} ({dataset_config_name}) is a {spec.family} task; run it with --task_type "
+                f"{spec.family}, not {family}."
+            )
+        parts = _load_hub(dataset_name, dataset_config_name, spec, data_dir, cache_dir, column_mapping)
+        source = f"{dataset_name}" + (f" ({dataset_config_name})" if dataset_config_name else "")
+    else:
+        parts = []
+        for split, files, option in (
+            ("train", train_files, "--train_file"),
+            ("validation", validation_files, "--validation_file"),
+            ("test", test_files, "--test_file"),
+        ):
+            check_files_exist(files, option)
+            for path in files or []:
+                part = _read_file(os.fspath(path), split, option, cache_dir)
+                part.rows = _rename(part.rows, column_mapping, part.where)
+                parts.append(part)
+        source = ", ".join(os.fspath(path) for path in train_files)
+
+    # What the model learns: a class, a choice, or (similarity) a score.
+    if family == "similarity":
+        target = similarity_target or (spec.target if spec else None)
+        if target is None:
+            target = "score" if "score" in parts[0].rows.column_names else "label"
+        if target not in ("score", "label"):
+            raise RecipeError(f"--similarity_target must be score (regression) or label (classes), got {target!r}.")
+    else:
+        if similarity_target:
+            raise RecipeError(f"--similarity_target is for similarity tasks, not {family}.")
+        target = "label"
+    fields = _required_fields(family, target)
+    for part in parts:
+        _check_columns(part, fields)
+
+    names, num_choices = None, None
+    if family == "multiple_choice" or target == "score":
+        if label_names:
+            raise RecipeError(f"--label_names is for class labels; this {family} task learns {target}s.")
+        num_labels = 1  # one score per choice, or one regression output
+        if family == "multiple_choice":
+            first = parts[0]
+            _, row = next(_iter_rows(first, ["choices"]))
+            choices = row["choices"]
+            if isinstance(choices, str) or not isinstance(choices, Sequence) or len(choices) < 2:
+                raise RecipeError(
+                    f"{first.where}, row 0: 'choices' must be a list of at least 2 strings, got {choices!r:.100}."
+                )
+            num_choices = len(choices)
+    else:
+        names, num_labels = _class_names(family, parts, spec, label_names, num_labels)
+    reference = f"{parts[0].where}, row 0"
+    for part in parts:
+        _check_rows(part, family, target, names, num_labels, num_choices, reference)
+
+    splits: dict[str, list[Dataset]] = {}
+    for part in parts:
+        splits.setdefault(part.split, []).append(_to_layout(part, family, target, names, num_labels))
+    dataset = DatasetDict({split: concatenate_datasets(rows) for split, rows in splits.items()})
+    if "validation" not in dataset:
+        dataset = _hold_out(dataset, spec.holdout if spec else None, validation_split_percentage, seed)
+    main_metric = spec.main_metric if spec and spec.main_metric else MAIN_METRICS[family]
+    if family == "similarity" and target == "label" and not (spec and spec.main_metric):
+        main_metric = "f1" if num_labels == 2 else "accuracy"
+    return TaskData(dataset, family, target, names, num_labels, num_choices, main_metric, source)
+
+
+def _hold_out(dataset: DatasetDict, rows: int | None, percentage: float, seed: int) -> DatasetDict:
+    """Train without a validation split: a seeded sample of its rows becomes one."""
+    train = dataset["train"]
+    if rows is None:
+        if not 0 < percentage < 100:
+            raise RecipeError(f"--validation_split_percentage must be in (0, 100), got {percentage}.")
+        rows = max(1, round(train.num_rows * percentage / 100))
+    if rows >= train.num_rows:
+        raise RecipeError(
+            f"The training data has {train.num_rows} row(s): too few to hold out {rows} for validation. Give a "
+            f"--validation_file."
+        )
+    held = train.train_test_split(test_size=rows, shuffle=True, seed=seed)
+    return DatasetDict({"train": held["train"], "validation": held["test"], **{
+        split: rows for split, rows in dataset.items() if split != "train"
+    }})  # fmt: skip
+
+
+def majority_baseline(task: TaskData) -> int | None:
+    """The most frequent class (or right-choice index) of the training rows; None for regression."""
+    if task.is_regression:
+        return None
+    counts = Counter(task.dataset["train"]["label"])
+    return min(counts, key=lambda label: (-counts[label], label))
+
+
+__all__ = [
+    "HUB_TASKS",
+    "MAIN_METRICS",
+    "HubTask",
+    "TaskData",
+    "hub_task",
+    "load_task_data",
+    "majority_baseline",
+]
