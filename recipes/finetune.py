@@ -101,6 +101,10 @@ class FineTuningProgress:
     train_history: list = field(default_factory=list)  # [{"step", "epoch", "loss", "lr"}]
     eval_history: list = field(default_factory=list)  # [{"step", "epoch", "loss", metrics...}] on validation
     best: dict = field(default_factory=dict)  # the eval_history record of the saved model
+    # The training loss summed since the last log (one sum per process) and the micro-batches it sums: a checkpoint
+    # between two logs must carry them, or the next logged loss of a resumed run averages fewer steps.
+    running_loss: list = field(default_factory=list)
+    running_count: int = 0
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -569,7 +573,8 @@ def training_function(config: dict, args):
     bar = tqdm(
         total=max_steps, initial=progress.step, disable=not accelerator.is_local_main_process, desc="fine-tuning"
     )
-    running_loss, running_count = torch.zeros((), device=accelerator.device), 0
+    running = progress.running_loss[accelerator.process_index] if progress.running_loss else 0.0
+    running_loss, running_count = torch.tensor(running, device=accelerator.device), progress.running_count
     for epoch in range(progress.step // steps_per_epoch, num_epochs):
         if progress.step >= max_steps:
             break
@@ -612,6 +617,8 @@ def training_function(config: dict, args):
             else:
                 at_interval = progress.step % int(args.checkpointing_steps) == 0
             if at_interval or progress.step == max_steps:
+                progress.running_loss = accelerator.gather(running_loss.reshape(1)).tolist()
+                progress.running_count = running_count
                 info = {"layout": layout}
                 save_checkpoint(
                     accelerator, checkpoints, progress.step, write_extra, args.checkpoints_total_limit, info

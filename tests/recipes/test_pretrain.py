@@ -38,12 +38,14 @@ def small_corpus(tmp_path, characters=6000) -> Path:
     return path
 
 
-def run_recipe(args, kill_at_optimizer_step=None, kill_in_save_of=None, kill_in_evaluation_batch=None, timeout=600):
-    """`python -m recipes.pretrain ARGS` in a subprocess. With `kill_at_optimizer_step=k` the process SIGKILLs itself
-    when AdamW.step is called for the k-th time (so k - 1 steps are done); with `kill_in_save_of="step_00000008"` it
-    SIGKILLs itself in the middle of writing that checkpoint (after the weights, before the optimizer state); with
-    `kill_in_evaluation_batch=k` it SIGKILLs itself in the middle of an evaluation, when the k-th validation batch of
-    the process is gathered."""
+def run_recipe(args, kill_at_optimizer_step=None, kill_in_save_of=None, kill_in_evaluation_batch=None, timeout=600,
+               recipe="pretrain"):  # fmt: skip
+    """`python -m recipes.pretrain ARGS` (`recipe="finetune"`: recipes.finetune) in a subprocess. With
+    `kill_at_optimizer_step=k` the process SIGKILLs itself when AdamW.step is called for the k-th time (so k - 1 steps
+    are done); with `kill_in_save_of="step_00000008"` it SIGKILLs itself in the middle of writing that checkpoint
+    (after the weights, before the optimizer state); with `kill_in_evaluation_batch=k` it SIGKILLs itself in the
+    middle of an evaluation, at the k-th call of `Accelerator.gather_for_metrics` of the process (pre-training gathers
+    once per validation batch, fine-tuning four times)."""
     runner = textwrap.dedent(
         f"""
         import os, signal, sys, torch, accelerate
@@ -69,8 +71,8 @@ def run_recipe(args, kill_at_optimizer_step=None, kill_in_save_of=None, kill_in_
             return original_gather(self, *args, **kwargs)
         torch.optim.AdamW.step, torch.save = step, save
         accelerate.Accelerator.gather_for_metrics = gather_for_metrics
-        from recipes import pretrain
-        pretrain.main(sys.argv[1:])
+        from recipes import {recipe} as recipe
+        recipe.main(sys.argv[1:])
         """
     )
     return subprocess.run(

@@ -4,7 +4,7 @@ the folder read-only. Every resume starts from the newest complete checkpoint, t
 never interrupted bit for bit (CPU, fixed seed), and no checkpoint is ever lost.
 
 The kills reuse the recipe's own SIGKILL harness (tests/recipes/test_pretrain.py `run_recipe`). The fine-tuning
-recipe gets the same test once it is stable (it was being written while this suite was).
+recipe gets the same test in tests/reliability/test_finetune_faults.py.
 """
 
 import errno
