@@ -1,0 +1,383 @@
+"""Benchmark gpt-origins against transformers' own GPT-2 and GPT-1, side by side in one process.
+
+For each model family, ours and the reference are built from the same config with the same weights (the parameter
+names are the same, so it is a key copy), then every case runs on both, alternately, after warm-up, and the report
+gives the median of each and the ratio ours / reference (> 1 is faster for speeds, < 1 is leaner for memory):
+
+- `train`: a training step (forward with labels, backward, AdamW step), tokens/s and model FLOPs utilisation;
+- `forward`: an inference forward over the whole sequence, tokens/s;
+- `generate`: greedy `generate()` of `--new_tokens` tokens at batch 1 and 8, new tokens/s; at batch 1 also the
+  fraction of the bound that memory bandwidth sets (every weight read once per token);
+- `train_memory`: the peak memory a training step adds (CUDA: allocator peak; CPU: peak RSS growth, in a fresh
+  subprocess per model so earlier cases do not hide it).
+
+Each runs in fp32 and under bf16 autocast (`--dtypes`). The machine's own limits are measured first: matmul FLOP/s
+(fp32, bf16) and memory read bandwidth. Results: a table on stdout, `benchmark.json` and `benchmark.png` in
+`--output_dir`.
+
+    python -m recipes.benchmark                                   # 124M GPT-2 and GPT-1, sequence 128/512/1024
+    python -m recipes.benchmark --device cuda --dtypes bf16 --seq_lens 1024 --attn_implementation sdpa
+    python -m recipes.benchmark --preset tiny --seq_lens 32 --repeats 2   # a smoke run in seconds
+
+transformers' GPT-1 (OpenAIGPTLMHeadModel) has no KV cache: its `generate()` recomputes the whole prefix per token.
+"""
+
+import argparse
+import json
+import multiprocessing
+import platform
+import resource
+import statistics
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel
+
+from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel
+from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
+
+from .errors import RecipeError
+
+# Fields both configs share (same names in transformers' GPT2Config / OpenAIGPTConfig and ours).
+SHARED_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "layer_norm_epsilon")
+SPEED_CASES = ("train", "forward", "generate")
+
+
+def build_pair(family: str, preset: str, attn_implementation: str, vocab_size: int | None):
+    """(ours, reference) with identical weights, in eval mode, dropout off (it would make the work differ)."""
+    no_dropout = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+    overrides = {**no_dropout, **({"vocab_size": vocab_size} if vocab_size else {})}
+    if family == "gpt2":
+        config = GPT2OriginsConfig.from_preset(preset, **overrides)
+        reference_config = GPT2Config(**{k: getattr(config, k) for k in SHARED_FIELDS}, **no_dropout)
+        ours_class, reference_class = GPT2OriginsLMHeadModel, GPT2LMHeadModel
+    else:
+        preset = "gpt1" if preset == "124M" else preset  # GPT-1 is the same 12 x 768 size
+        config = GPT1OriginsConfig.from_preset(preset, **overrides)
+        reference_config = OpenAIGPTConfig(**{k: getattr(config, k) for k in SHARED_FIELDS}, afn="gelu", **no_dropout)
+        ours_class, reference_class = GPT1OriginsLMHeadModel, OpenAIGPTLMHeadModel
+    torch.manual_seed(0)
+    try:
+        reference = reference_class._from_config(reference_config, attn_implementation=attn_implementation)
+    except ValueError:  # transformers' GPT-1 has eager attention only: the reference runs what it has
+        reference = reference_class._from_config(reference_config, attn_implementation="eager")
+    ours = ours_class._from_config(config, attn_implementation=attn_implementation)
+    missing, unexpected = ours.load_state_dict(reference.state_dict(), strict=False)
+    if unexpected or any(not name.startswith("lm_head") for name in missing):  # the tied head is not stored
+        raise RecipeError(f"Weights do not map one to one: missing {missing}, unexpected {unexpected}.")
+    ours.tie_weights()
+    return ours.eval(), reference.eval()
+
+
+def synchronize(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_alternately(functions: dict, device, warmup: int, repeats: int) -> dict[str, float]:
+    """Median seconds per call of each function; the functions take turns so that drift hits all of them alike."""
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    synchronize(device)
+    times = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def machine_limits(device: torch.device, repeats: int) -> dict[str, float]:
+    """Measured matmul FLOP/s (fp32, bf16) and memory read bandwidth (bytes/s) of `device`."""
+    limits = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        # Large enough to reach the peak, small enough for CPUs without bf16 units (a 1024^3 bf16 matmul: seconds).
+        size = 8192 if device.type == "cuda" else (1024 if dtype == torch.float32 else 512)
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        seconds = time_alternately({"mm": lambda: a @ b}, device, warmup=2, repeats=repeats)["mm"]
+        limits[f"matmul_flops_{name}"] = 2 * size**3 / seconds
+    data = torch.ones(256 * 2**20 // 4, device=device)  # 256 MiB of fp32, far beyond any cache
+    seconds = time_alternately({"sum": lambda: data.sum()}, device, warmup=2, repeats=repeats)["sum"]
+    limits["read_bandwidth"] = data.numel() * data.element_size() / seconds
+    return limits
+
+
+def training_flops_per_token(config, seq_len: int) -> float:
+    """Forward + backward FLOPs per token: 6 per weight of the matrices plus attention's 12 * layers * seq * width
+    (Kaplan et al. 2020; the PaLM paper's MFU convention)."""
+    non_embedding = 12 * config.n_layer * config.n_embd**2
+    matrices = non_embedding + config.vocab_size * config.n_embd  # the LM head is a matmul too
+    return 6 * matrices + 12 * config.n_layer * seq_len * config.n_embd
+
+
+def autocast(device, dtype: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+
+
+def speed_cases(models: dict, config, device, dtype, seq_len, batch_size, new_tokens, warmup, repeats, limits):
+    """Rows of one (family, dtype, seq_len): train and forward tokens/s, generation new tokens/s at batch 1 and 8."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), generator=generator).to(device)
+    rows = []
+    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-5) for name, model in models.items()}
+
+    def train_step(name):
+        model, optimizer = models[name], optimizers[name]
+        model.train()
+        with autocast(device, dtype):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    seconds = time_alternately({n: (lambda n=n: train_step(n)) for n in models}, device, warmup, repeats)
+    flops = training_flops_per_token(config, seq_len) * batch_size * seq_len
+    peak = limits[f"matmul_flops_{dtype}"]
+    rows.append(
+        {
+            "case": "train",
+            "seq_len": seq_len,
+            "batch_size": batch_size,
+            **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
+            **{f"{n}_mfu": flops / s / peak for n, s in seconds.items()},
+        }
+    )
+
+    def forward(name):
+        models[name].eval()
+        with torch.inference_mode(), autocast(device, dtype):
+            models[name](input_ids=ids)
+
+    seconds = time_alternately({n: (lambda n=n: forward(n)) for n in models}, device, warmup, repeats)
+    rows.append(
+        {
+            "case": "forward",
+            "seq_len": seq_len,
+            "batch_size": batch_size,
+            **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
+        }
+    )
+
+    prompt_len = max(1, min(seq_len, config.n_positions - new_tokens))
+    weight_bytes = sum(p.numel() for p in models["ours"].parameters()) * (2 if dtype == "bf16" else 4)
+    for generate_batch in (1, 8):
+        prompt = ids[:1, :prompt_len].expand(generate_batch, -1).contiguous()
+
+        def generate(name, prompt=prompt):
+            models[name].eval()
+            with torch.inference_mode(), autocast(device, dtype):
+                models[name].generate(
+                    prompt,
+                    attention_mask=torch.ones_like(prompt),
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    do_sample=False,
+                    pad_token_id=0,
+                )
+
+        seconds = time_alternately({n: (lambda n=n: generate(n)) for n in models}, device, 1, max(1, repeats // 2))
+        row = {
+            "case": f"generate_b{generate_batch}",
+            "seq_len": prompt_len,
+            "batch_size": generate_batch,
+            **{f"{n}_tokens_per_s": generate_batch * new_tokens / s for n, s in seconds.items()},
+        }
+        if generate_batch == 1:
+            bound = limits["read_bandwidth"] / weight_bytes  # tokens/s if each token reads every weight once
+            row.update({f"{n}_bandwidth_fraction": row[f"{n}_tokens_per_s"] / bound for n in seconds})
+        rows.append(row)
+    return rows
+
+
+def _memory_worker(family, preset, attn_implementation, vocab_size, which, dtype, seq_len, batch_size, queue):
+    """In a fresh process: the peak memory one training step adds to a built model and its optimizer."""
+    torch.set_num_threads(1)
+    models = dict(zip(("ours", "reference"), build_pair(family, preset, attn_implementation, vocab_size)))
+    model, device = models[which].train(), torch.device("cpu")
+    ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_len))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    for p in model.parameters():  # optimizer state and gradients exist before the measured step
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    with autocast(device, dtype):
+        loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    optimizer.step()
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+
+
+def train_memory(args, family, dtype, seq_len, device) -> dict:
+    """Peak bytes a training step adds, ours and reference."""
+    result = {"case": "train_memory", "seq_len": seq_len, "batch_size": args.batch_size}
+    for which in ("ours", "reference"):
+        if device.type == "cuda":
+            pair = build_pair(family, args.preset, args.attn_implementation, args.vocab_size)
+            models = dict(zip(("ours", "reference"), pair))
+            model = models[which].to(device).train()
+            ids = torch.randint(0, model.config.vocab_size, (args.batch_size, seq_len), device=device)
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+            with autocast(device, dtype):
+                model(input_ids=ids, labels=ids).loss.backward()
+            result[f"{which}_bytes"] = torch.cuda.max_memory_allocated(device) - before
+            del models, model, pair
+            torch.cuda.empty_cache()
+            continue
+        context = multiprocessing.get_context("spawn")
+        queue = context.Queue()
+        process = context.Process(
+            target=_memory_worker,
+            args=(family, args.preset, args.attn_implementation, args.vocab_size, which, dtype, seq_len),
+            kwargs={"batch_size": args.batch_size, "queue": queue},
+        )
+        process.start()
+        result[f"{which}_bytes"] = queue.get(timeout=1800)
+        process.join()
+    return result
+
+
+def add_ratios(row: dict):
+    for key in [k for k in row if k.startswith("ours_")]:
+        reference = row.get("reference_" + key.removeprefix("ours_"))
+        if reference:
+            row["ratio_" + key.removeprefix("ours_")] = row[key] / reference
+
+
+def print_table(rows: list[dict]):
+    header = f"{'model':6} {'dtype':5} {'case':13} {'seq':>5} {'batch':>5} {'ours':>12} {'reference':>12} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        key = "bytes" if row["case"] == "train_memory" else "tokens_per_s"
+        unit = (lambda v: f"{v / 2**20:,.0f} MiB") if key == "bytes" else (lambda v: f"{v:,.1f}")
+        ratio = row.get(f"ratio_{key}")
+        print(
+            f"{row['family']:6} {row['dtype']:5} {row['case']:13} {row['seq_len']:>5} {row['batch_size']:>5} "
+            f"{unit(row[f'ours_{key}']):>12} {unit(row[f'reference_{key}']):>12} "
+            f"{'' if ratio is None else f'{ratio:.2f}x':>7}"
+        )
+
+
+def save_chart(rows: list[dict], path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, ratios = [], []
+    for row in rows:
+        key = "ratio_bytes" if row["case"] == "train_memory" else "ratio_tokens_per_s"
+        if key in row:
+            labels.append(f"{row['family']} {row['dtype']} {row['case']} T={row['seq_len']}")
+            ratios.append(row[key])
+    figure, axis = plt.subplots(figsize=(8, 0.3 * len(labels) + 1.5))
+    axis.barh(range(len(labels)), ratios, color=["tab:green" if r >= 1 else "tab:red" for r in ratios])
+    axis.axvline(1.0, color="black", linewidth=0.8)
+    axis.set_yticks(range(len(labels)), labels, fontsize=7)
+    axis.invert_yaxis()
+    axis.set_xlabel("ours / transformers (speed: higher is better; memory: lower is better)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def run(args) -> dict:
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RecipeError("--device cuda: no CUDA device is available here.")
+    limits = machine_limits(device, args.repeats)
+    rows, attention = [], {}
+    for family in args.models:
+        ours, reference = build_pair(family, args.preset, args.attn_implementation, args.vocab_size)
+        models = {"ours": ours.to(device), "reference": reference.to(device)}
+        config = ours.config
+        attention[family] = {
+            "ours": ours.config._attn_implementation,
+            "reference": reference.config._attn_implementation,
+        }
+        for seq_len in args.seq_lens:
+            if seq_len > config.n_positions:
+                print(f"{family}: sequence {seq_len} exceeds n_positions={config.n_positions}: skipped")
+                continue
+            for dtype in args.dtypes:
+                new_rows = speed_cases(
+                    models, config, device, dtype, seq_len, args.batch_size, args.new_tokens, args.warmup,
+                    args.repeats, limits,
+                )  # fmt: skip
+                if not args.skip_memory:
+                    new_rows.append(train_memory(args, family, dtype, seq_len, device))
+                for row in new_rows:
+                    row.update(family=family, dtype=dtype)
+                    add_ratios(row)
+                rows.extend(new_rows)
+        del models, ours, reference
+    return {
+        "settings": {k: v for k, v in vars(args).items() if k != "output_dir"},
+        "machine": {
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            **limits,
+        },
+        "attention": attention,
+        "rows": rows,
+    }
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m recipes.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", nargs="+", choices=["gpt2", "gpt1"], default=["gpt2", "gpt1"])
+    parser.add_argument("--preset", default="124M", help="124M (GPT-1: its 12 x 768, the same size) or tiny")
+    parser.add_argument("--vocab_size", type=int, default=None, help="override (default: the family's)")
+    parser.add_argument("--seq_lens", nargs="+", type=int, default=[128, 512, 1024])
+    parser.add_argument("--batch_size", type=int, default=1, help="of the train and forward cases")
+    parser.add_argument("--new_tokens", type=int, default=128)
+    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--attn_implementation", default="sdpa")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--skip_memory", action="store_true")
+    parser.add_argument("--output_dir", default="runs/benchmark")
+    return parser
+
+
+def main(argv=None):
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    for name in ("batch_size", "new_tokens", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if min(args.seq_lens) < 1:
+        parser.error(f"--seq_lens must be positive, got {args.seq_lens}")
+    try:
+        report = run(args)
+    except RecipeError as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "benchmark.json").write_text(json.dumps(report, indent=1))
+    save_chart(report["rows"], output_dir / "benchmark.png")
+    machine = report["machine"]
+    print(
+        f"{machine['device']} ({machine['threads']} threads): matmul {machine['matmul_flops_fp32'] / 1e9:,.1f} "
+        f"GFLOP/s fp32, {machine['matmul_flops_bf16'] / 1e9:,.1f} bf16; read bandwidth "
+        f"{machine['read_bandwidth'] / 1e9:,.1f} GB/s"
+    )
+    print_table(report["rows"])
+    print(f"\n{output_dir / 'benchmark.json'}, {output_dir / 'benchmark.png'}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

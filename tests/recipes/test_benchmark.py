@@ -1,0 +1,57 @@
+"""recipes/benchmark.py runs end to end on a tiny config (so it cannot rot); it asserts what it reports, never a
+timing."""
+
+import json
+
+import pytest
+import torch
+
+from recipes import benchmark
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt1"])
+def test_pair_has_identical_weights_and_outputs(family):
+    ours, reference = benchmark.build_pair(family, "tiny", "eager", vocab_size=97)
+    ids = torch.randint(0, 97, (2, 10))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, reference(ids).logits)
+
+
+def test_benchmark_end_to_end_on_a_tiny_config(tmp_path, capsys):
+    args = ["--preset", "tiny", "--vocab_size", "97", "--seq_lens", "16", "200", "--new_tokens", "4"]
+    args += ["--repeats", "1", "--warmup", "0", "--dtypes", "fp32", "--output_dir", str(tmp_path)]
+    report = benchmark.main(args)
+    printed = capsys.readouterr().out
+    assert "sequence 200 exceeds n_positions=128: skipped" in printed
+    cases = {(row["family"], row["case"]) for row in report["rows"]}
+    for family in ("gpt2", "gpt1"):
+        for case in ("train", "forward", "generate_b1", "generate_b8", "train_memory"):
+            assert (family, case) in cases
+    for row in report["rows"]:
+        key = "bytes" if row["case"] == "train_memory" else "tokens_per_s"
+        assert row[f"ours_{key}"] >= 0 and row[f"reference_{key}"] >= 0
+        if row["case"] == "train":
+            assert 0 < row["ours_mfu"] and row["ratio_tokens_per_s"] == pytest.approx(
+                row["ours_tokens_per_s"] / row["reference_tokens_per_s"]
+            )
+        if row["case"] == "generate_b1":
+            assert row["ours_bandwidth_fraction"] > 0
+    assert report["attention"]["gpt1"]["reference"] == "eager"  # transformers' GPT-1 has no sdpa
+    saved = json.loads((tmp_path / "benchmark.json").read_text())
+    assert saved["machine"]["matmul_flops_fp32"] > 0 and saved["machine"]["read_bandwidth"] > 0
+    assert (tmp_path / "benchmark.png").stat().st_size > 0
+
+
+def test_flops_per_token_counts_matrices_and_attention():
+    config = benchmark.GPT2OriginsConfig.from_preset("124M")
+    # 6 x (12 layers x 12 x 768^2 + 50257 x 768) + 12 x 12 x 1024 x 768
+    expected = 6 * (12 * 12 * 768**2 + 50257 * 768) + 12 * 12 * 1024 * 768
+    assert benchmark.training_flops_per_token(config, 1024) == expected
+
+
+def test_cuda_without_a_device_is_a_clear_error(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["--device", "cuda", "--preset", "tiny", "--output_dir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "no CUDA device" in capsys.readouterr().err
