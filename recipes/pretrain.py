@@ -123,6 +123,10 @@ class TrainingProgress:
     tokens_seen: int = 0
     train_history: list = field(default_factory=list)  # [{"step", "loss", "lr", "tokens_per_second"}]
     eval_history: list = field(default_factory=list)  # [{"step", "loss", "perplexity"}]
+    # The training loss summed since the last log (one sum per process) and the micro-batches it sums: a checkpoint
+    # between two logs must carry them, or the next logged loss of a resumed run averages fewer steps.
+    running_loss: list = field(default_factory=list)
+    running_count: int = 0
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -511,7 +515,8 @@ def training_function(config, args):
         run_evaluation()
     # Loss averaged over the micro-batches since the last log; speed over the training time since then (evaluations
     # and checkpoints left out).
-    running_loss, running_count = torch.zeros((), device=accelerator.device), 0
+    running = progress.running_loss[accelerator.process_index] if progress.running_loss else 0.0
+    running_loss, running_count = torch.tensor(running, device=accelerator.device), progress.running_count
     interval_tokens, interval_start = 0, time.perf_counter()
     while progress.step < max_steps:
         train_dataloader.set_epoch(epoch)
@@ -555,6 +560,8 @@ def training_function(config, args):
                 run_evaluation()
             at_interval = args.checkpointing_steps and progress.step % args.checkpointing_steps == 0
             if at_interval or progress.step == max_steps:
+                progress.running_loss = accelerator.gather(running_loss.reshape(1)).tolist()
+                progress.running_count = running_count
                 checkpoint(progress.step)
             interval_start += time.perf_counter() - paused
             if progress.step >= max_steps:
