@@ -1,0 +1,62 @@
+"""recipes/ablation.py end to end on the committed task fixtures (split 16 / 4 / 4) with a tiny random "pre-trained"
+GPT-1: every variant on two families, one epoch, then ablation.json and the plot; a second call reuses the runs."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState
+
+from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer_from_files
+from recipes import ablation
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_ablation_end_to_end(tmp_path):
+    data_dir = tmp_path / "tasks"
+    for name, _, _ in ablation.FAMILIES.values():
+        rows = (FIXTURES / "tasks" / f"{name}.jsonl").read_text().splitlines(keepends=True)
+        (data_dir / name).mkdir(parents=True)
+        for split, part in (("train", rows[:16]), ("validation", rows[16:20]), ("test", rows[20:])):
+            (data_dir / name / f"{split}.jsonl").write_text("".join(part))
+    pretrained = tmp_path / "pretrained"
+    tokenizer = train_gpt1_tokenizer_from_files(FIXTURES / "shakespeare_sample.txt", vocab_size=1000)
+    GPT1OriginsLMHeadModel(GPT1OriginsConfig.from_preset("tiny", vocab_size=len(tokenizer))).save_pretrained(
+        pretrained
+    )
+    tokenizer.save_pretrained(pretrained)
+
+    output_dir = tmp_path / "ablation"
+    argv = [
+        "--pretrained", pretrained, "--data_dir", data_dir, "--output_dir", output_dir,
+        "--families", "classification", "similarity", "--num_train_epochs", "1", "--batch_size", "4",
+        "--max_length", "48", "--learning_rate", "1e-3",
+    ]  # fmt: skip
+    result = ablation.main([str(item) for item in argv])
+
+    saved = json.loads((output_dir / "ablation.json").read_text())
+    assert saved["summary"] == result["summary"]
+    assert {(run["family"], run["variant"]) for run in saved["runs"]} == {
+        (family, variant) for family in ("classification", "similarity") for variant in ablation.VARIANTS
+    }
+    for run in saved["runs"]:
+        assert run["metric"] == "accuracy" and 0 <= run["test"] <= 1 and run["test_rows"] == 4
+    for family in ("classification", "similarity"):
+        assert set(saved["summary"][family]) == {"majority", *ablation.VARIANTS}
+    assert (output_dir / "ablation.png").read_bytes()[:4] == b"\x89PNG"
+    assert (output_dir / "random-init" / "config.json").exists()
+    assert not (output_dir / "runs" / "classification" / "paper-seed0" / "model.safetensors").exists()
+
+    again = ablation.main([str(item) for item in argv])  # every results.json is reused: nothing trains
+    assert all(run["seconds"] is None for run in again["runs"])
+    assert again["summary"] == result["summary"]
