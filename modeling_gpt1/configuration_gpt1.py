@@ -66,6 +66,9 @@ class GPT1OriginsConfig(PreTrainedConfig):
         start_token_id / delimiter_token_id / extract_token_id / pad_token_id: Ids of the task tokens; the double-heads
             model reads the task head's input at `extract_token_id` when no `mc_token_ids` are given.
         use_cache: Return the KV cache from forward by default (used by `generate`).
+        loss_chunk_size: In training mode with labels, the LM head model computes its head and loss this many tokens
+            at a time, gradients included, without ever holding the whole batch's logits (returned as None); `None`
+            gives the plain path. Not part of the architecture: any value gives the same loss and gradients.
     """
 
     model_type = "gpt1-origins"
@@ -111,6 +114,7 @@ class GPT1OriginsConfig(PreTrainedConfig):
     eos_token_id: int | list[int] | None = None
     use_cache: bool = True
     tie_word_embeddings: bool = True  # the LM head is the token embedding (train.py: `tf.matmul(lm_h, we, ...)`)
+    loss_chunk_size: int | None = 1024  # (1024, 40483) fp32 logits: 166 MB, not 663 MB for a 8 x 512 batch
 
     def __post_init__(self, **kwargs):
         # Checked here, before transformers' own validators, so that a bad value raises a plain ValueError.
@@ -150,6 +154,11 @@ class GPT1OriginsConfig(PreTrainedConfig):
             raise ValueError(
                 f"`n_embd` ({self.n_embd}) must be divisible by `n_head` ({self.n_head}): each head gets "
                 f"n_embd / n_head dimensions."
+            )
+        if self.loss_chunk_size is not None and self.loss_chunk_size <= 0:
+            raise ValueError(
+                f"`loss_chunk_size` must be a positive number of tokens or None (no chunking), got "
+                f"{self.loss_chunk_size}."
             )
         if self.afn not in AFN_TO_ACT2FN:
             raise ValueError(f"Unknown `afn` {self.afn!r}; known: {', '.join(AFN_TO_ACT2FN)}.")

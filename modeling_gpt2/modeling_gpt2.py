@@ -127,7 +127,10 @@ class GPT2OriginsMLP(nn.Module):
         super().__init__()
         inner_dim = config.n_inner if config.n_inner is not None else 4 * config.n_embd
         self.c_fc = Conv1D(inner_dim, config.n_embd)
-        self.act = ACT2FN[config.activation_function]
+        # "gelu_new" (the tanh approximation) as torch's one fused kernel: the same function to 3e-7, where
+        # transformers' NewGELUActivation runs and keeps for backward five (B, T, 4C) element-wise intermediates.
+        activation = "gelu_pytorch_tanh" if config.activation_function == "gelu_new" else config.activation_function
+        self.act = ACT2FN[activation]
         self.c_proj = Conv1D(config.n_embd, inner_dim)
         self.dropout = nn.Dropout(config.resid_pdrop)
 
@@ -328,6 +331,11 @@ def _check_inputs(
             f"(key, value) pairs are not read."
         )
     past_length = cache.get_seq_length() if cache is not None else 0
+    if isinstance(past_length, torch.Tensor) and not torch.compiler.is_compiling():
+        past_length = int(past_length)  # a StaticCache counts its length in a tensor
+    # While torch.compile traces a StaticCache, the cached length is a tensor of unknown value: checks that need it
+    # are left to eager runs (a graph break per decoding step would cost more than the checks are worth).
+    known_past = not isinstance(past_length, torch.Tensor)
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
     if input_ids is not None:
@@ -352,17 +360,18 @@ def _check_inputs(
         batch_size, seq_len = inputs_embeds.shape[:2]
     if batch_size == 0 or seq_len == 0:
         raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
-    if past_length + seq_len > config.n_positions:
+    if known_past and past_length + seq_len > config.n_positions:
         raise ValueError(
             f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
             f"model has n_positions={config.n_positions}."
         )
-    cached_keys = getattr(cache.layers[0], "keys", None) if past_length and getattr(cache, "layers", None) else None
+    has_layers = known_past and past_length and getattr(cache, "layers", None)
+    cached_keys = getattr(cache.layers[0], "keys", None) if has_layers else None
     if isinstance(cached_keys, torch.Tensor) and cached_keys.ndim == 4 and cached_keys.shape[0] != batch_size:
         raise ValueError(f"The cache holds {cached_keys.shape[0]} sequences, but the batch has {batch_size}.")
     if attention_mask is not None and attention_mask.ndim == 2:
         expected = (batch_size, past_length + seq_len)
-        if tuple(attention_mask.shape) != expected:
+        if known_past and tuple(attention_mask.shape) != expected:
             raise ValueError(
                 f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected (batch_size, cached + new "
                 f"positions) = {expected}."
@@ -378,7 +387,7 @@ def _check_inputs(
             rows not in (1, batch_size)
             or heads not in (1, config.n_head)
             or queries != seq_len
-            or keys < seq_len + past_length
+            or (known_past and keys < seq_len + past_length)
         ):
             raise ValueError(
                 f"A 4D `attention_mask` must have shape (batch_size={batch_size} or 1, n_head={config.n_head} or 1, "
@@ -509,7 +518,7 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
                 # Count real tokens only: a left-padded row starts at position 0 at its first real token.
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -seq_len:]  # (B, T)
             else:
-                position_ids = torch.arange(past_length, past_length + seq_len, device=inputs_embeds.device)
+                position_ids = torch.arange(seq_len, device=inputs_embeds.device) + past_length
                 position_ids = position_ids.unsqueeze(0)  # (1, T)
 
         hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, C)
@@ -525,6 +534,90 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
         hidden_states = self.ln_f(hidden_states)  # (B, T, C)
 
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
+
+
+class ChunkedLMHeadLoss(torch.autograd.Function):
+    """The LM head and its cross-entropy fused, a chunk of rows at a time: never more than (chunk_size, vocab_size)
+    logits exist, and the gradients are computed in the same pass (the loss is a scalar, so backward only scales them).
+
+    A training batch of 8 x 1024 tokens with a 50,000-token vocabulary would otherwise hold 1.6 GB of fp32
+    logits, and as much again for their softmax and for the gradient. The matmuls are the plain path's (forward, two
+    backward), so nothing is recomputed. Under autocast they run in the autocast dtype and the softmax in fp32, as in
+    transformers' loss, which upcasts the logits.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden_states, weight, targets, divisor, chunk_size: int, ignore_index: int):
+        # hidden_states: (N, C); weight: (V, C); targets: (N,) with ignore_index for no target; divisor: () float.
+        device_type = hidden_states.device.type
+        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
+        needs_hidden_grad, needs_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        ctx.weight_dtype = weight.dtype
+        with torch.autocast(device_type, enabled=False):
+            weight_c = weight.to(dtype)  # (V, C)
+            loss = torch.zeros((), device=hidden_states.device, dtype=torch.float32)
+            grad_hidden = torch.empty_like(hidden_states) if needs_hidden_grad else None  # (N, C), every row written
+            grad_weight = None  # (V, C) fp32, the first chunk's product, then accumulated
+            for start in range(0, hidden_states.shape[0], chunk_size):
+                hidden = hidden_states[start : start + chunk_size].to(dtype)  # (n, C)
+                target = targets[start : start + chunk_size]  # (n,)
+                valid = target != ignore_index  # (n,)
+                safe_target = target.clamp(min=0).unsqueeze(1)  # (n, 1)
+                log_probs = torch.log_softmax((hidden @ weight_c.t()).float(), dim=-1)  # (n, V)
+                target_log_prob = log_probs.gather(1, safe_target).squeeze(1)  # (n,)
+                loss = loss - torch.where(valid, target_log_prob, 0.0).sum()
+                if not (needs_hidden_grad or needs_weight_grad):
+                    continue
+                # d(sum of losses)/d(logits) = softmax - one_hot(target), zero for ignored rows, then / divisor.
+                grad_logits = log_probs.exp_()  # (n, V), the softmax, in place
+                grad_logits.scatter_add_(1, safe_target, torch.full_like(safe_target, -1.0, dtype=torch.float32))
+                grad_logits.mul_((valid.float() / divisor).unsqueeze(1))
+                grad_logits = grad_logits.to(dtype)
+                if needs_hidden_grad:
+                    grad_hidden[start : start + chunk_size] = (grad_logits @ weight_c).to(grad_hidden.dtype)  # (n, C)
+                if not needs_weight_grad:
+                    continue
+                if grad_weight is None:
+                    grad_weight = (grad_logits.t() @ hidden).float()  # (V, C)
+                elif dtype == torch.float32:
+                    grad_weight.addmm_(grad_logits.t(), hidden)  # (V, C), accumulated in place
+                else:
+                    grad_weight += (grad_logits.t() @ hidden).float()  # (V, C), the sum kept in fp32
+        ctx.save_for_backward(grad_hidden, grad_weight)
+        return loss / divisor
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        grad_hidden, grad_weight = ctx.saved_tensors
+        grad_hidden = grad_hidden * grad_output if grad_hidden is not None else None
+        grad_weight = (grad_weight * grad_output).to(ctx.weight_dtype) if grad_weight is not None else None
+        return grad_hidden, grad_weight, None, None, None, None
+
+
+def chunked_lm_head_loss(
+    hidden_states: torch.Tensor,
+    weight: torch.Tensor,
+    labels: torch.Tensor,
+    chunk_size: int,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    ignore_index: int = -100,
+    shift_labels: torch.Tensor | None = None,
+    **kwargs,
+) -> torch.Tensor:
+    """transformers' `ForCausalLMLoss(lm_head(hidden_states), labels, ...)` without the logits: the same shift
+    (position t predicts labels[t + 1]), the same mean over targets or sum / `num_items_in_batch`.
+
+    hidden_states: (B, T, C); weight: the LM head's (V, C); labels: (B, T). Returns a scalar.
+    """
+    if shift_labels is None:
+        shift_labels = nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]  # (B, T)
+    targets = shift_labels.reshape(-1).to(hidden_states.device)  # (B*T,)
+    hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, C)
+    if num_items_in_batch is None:
+        divisor = (targets != ignore_index).sum().float()  # a mean over no target is NaN, as in transformers
+    else:
+        divisor = torch.as_tensor(num_items_in_batch, device=hidden_states.device).float()
+    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, divisor, chunk_size, ignore_index)
 
 
 class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
@@ -562,7 +655,10 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
         logits_to_keep (`int` or `torch.Tensor`):
             Compute logits for the last `logits_to_keep` positions only (0 = all); `generate` uses 1.
 
-        Returns `CausalLMOutputWithPast` with `loss` (scalar), `logits` (B, T, vocab_size), `cache`.
+        Returns `CausalLMOutputWithPast` with `loss` (scalar), `logits` (B, T, vocab_size), `cache`. In training mode
+        with `labels` and `config.loss_chunk_size` set (the default), the loss is computed by `chunked_lm_head_loss`
+        and `logits` is None: a training step never holds the logits of the whole batch. `model.eval()`, or
+        `config.loss_chunk_size = None`, gives the logits.
         """
         outputs: BaseModelOutputWithPast = self.transformer(
             input_ids,
@@ -574,12 +670,18 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
             **kwargs,
         )
         hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
-        logits = self.lm_head(hidden_states)  # (B, T, vocab_size)
 
-        loss = None
-        if labels is not None:
-            _check_labels(self.config, labels, logits.shape[:-1])
-            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        logits, loss = None, None
+        if labels is not None and self.training and self.config.loss_chunk_size:
+            # Training: the fused chunked loss, no (B, T, vocab_size) logits (they are returned as None).
+            _check_labels(self.config, labels, hidden_states.shape[:-1])
+            chunk_size = self.config.loss_chunk_size
+            loss = chunked_lm_head_loss(hidden_states, self.lm_head.weight, labels, chunk_size, **kwargs)
+        else:
+            logits = self.lm_head(hidden_states)  # (B, T, vocab_size)
+            if labels is not None:
+                _check_labels(self.config, labels, logits.shape[:-1])
+                loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
 
         return CausalLMOutputWithPast(
             loss=loss,

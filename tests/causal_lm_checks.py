@@ -247,3 +247,110 @@ def check_compile_fullgraph_training_step(model_cls, config):
     grads = dict(compiled_model.named_parameters())
     for name, param in plain.named_parameters():
         assert_close(grads[name].grad, param.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def check_chunked_loss_equals_plain(model_cls, config):
+    """The fused chunked LM loss (training mode) against the plain logits + cross-entropy path: the same loss and
+    gradients with chunks that do not divide the tokens, ignored targets, `num_items_in_batch`, `shift_labels`, a
+    frozen body, no_grad, bf16 autocast and torch.compile(fullgraph=True); and no logits are returned."""
+    import torch._dynamo
+
+    config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
+    model = build(model_cls, config, "sdpa").train()
+    ids = random_ids(config, 3, 11)
+    labels = ids.clone()
+    labels[0, :4] = -100  # ignored targets, a whole ignored chunk with chunk size 3
+    labels[2, -2:] = -100
+
+    def loss_and_grads(chunk_size, call=model, **kwargs):
+        model.config.loss_chunk_size = chunk_size
+        model.zero_grad(set_to_none=True)
+        output = call(ids, labels=labels, **kwargs)
+        output.loss.backward()
+        grads = {name: param.grad for name, param in model.named_parameters() if param.grad is not None}
+        return output, grads
+
+    for kwargs in ({}, {"num_items_in_batch": torch.tensor(17)}, {"shift_labels": labels.roll(-1, 1)}):
+        plain, plain_grads = loss_and_grads(None, **kwargs)
+        assert plain.logits is not None
+        for chunk_size in (3, 7, 33, 1024):
+            chunked, grads = loss_and_grads(chunk_size, **kwargs)
+            assert chunked.logits is None
+            assert_close(chunked.loss, plain.loss, atol=1e-6, rtol=1e-6)
+            assert grads.keys() == plain_grads.keys()
+            for name, grad in plain_grads.items():
+                assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=f"{name}, chunk {chunk_size}, {kwargs}")
+
+    # bf16 autocast: the matmuls in bf16, the softmax in fp32, as in the plain path (rounding differs slightly).
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plain, plain_grads = loss_and_grads(None)
+        chunked, grads = loss_and_grads(5)
+    assert_close(chunked.loss, plain.loss, atol=1e-3, rtol=1e-3)
+    for name, grad in plain_grads.items():
+        assert_close(grads[name], grad, atol=2e-2 * grad.abs().max().item(), rtol=0, msg=f"bf16 {name}")
+
+    # A frozen body: gradients only where they are wanted, the others stay None.
+    last_block = f".h.{config.n_layer - 1}."
+    embedding = model.get_input_embeddings().weight
+    for name, param in model.named_parameters():
+        param.requires_grad_(param is embedding or last_block in name)
+    plain, plain_grads = loss_and_grads(None)
+    chunked, grads = loss_and_grads(4)
+    assert grads.keys() == plain_grads.keys() and len(grads) >= 1
+    for name, grad in plain_grads.items():
+        assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=f"frozen {name}")
+    for param in model.parameters():
+        param.requires_grad_(True)
+
+    # no_grad in training mode (an evaluation that forgot model.eval()): the loss, no gradient work.
+    with torch.no_grad():
+        model.config.loss_chunk_size = None
+        plain_loss = model(ids, labels=labels).loss
+        model.config.loss_chunk_size = 4
+        assert_close(model(ids, labels=labels).loss, plain_loss, atol=1e-6, rtol=1e-6)
+
+    # eval mode always gives the logits
+    model.eval()
+    assert model(ids, labels=labels).logits is not None
+    model.train()
+
+    # compiled, several chunks, no graph break
+    torch._dynamo.reset()
+    plain, plain_grads = loss_and_grads(None)
+    chunked, grads = loss_and_grads(4, call=torch.compile(model, fullgraph=True, backend="aot_eager"))
+    assert_close(chunked.loss, plain.loss, atol=1e-6, rtol=1e-6)
+    for name, grad in plain_grads.items():
+        assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=f"compiled {name}")
+
+
+def check_static_cache_decode(model_cls, config, pad_id=0):
+    """The compile-friendly decode path: `generate(cache_implementation="static")` (transformers' StaticCache,
+    preallocated, written in place) gives the tokens the dynamic cache gives, on a left-padded batch; and a decode
+    step on a StaticCache compiles with fullgraph=True (no graph break) and gives the eager step's logits."""
+    import torch._dynamo
+    from transformers import StaticCache
+
+    model = build(model_cls, config, "sdpa")
+    prompts = [random_ids(config, 1, n, seed=n)[0] for n in (3, 7, 5)]
+    ids, mask = left_pad(prompts, pad_id)
+    kwargs = dict(attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=pad_id)
+    with torch.no_grad():
+        dynamic = model.generate(ids, **kwargs)
+        static = model.generate(ids, cache_implementation="static", **kwargs)
+    assert torch.equal(static, dynamic)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    results = []
+    for forward in (model, compiled):
+        cache = StaticCache(config=model.config, max_cache_len=16)
+        with torch.no_grad():
+            prefill = forward(ids, attention_mask=mask, cache=cache, use_cache=True)
+            next_ids = prefill.logits[:, -1:].argmax(-1)  # (B, 1)
+            step_mask = torch.cat([mask, torch.ones_like(next_ids)], dim=1)
+            step = forward(next_ids, attention_mask=step_mask, cache=cache, use_cache=True)
+        results.append(step.logits)
+    assert_close(results[1], results[0], atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # and the eager step equals a forward over the whole sequence
+        full = model(torch.cat([ids, next_ids], 1), attention_mask=step_mask).logits[:, -1:]
+    assert_close(results[0], full, atol=1e-5, rtol=1e-5)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from causal_lm_checks import check_chunked_loss_equals_plain, check_static_cache_decode
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -196,6 +197,33 @@ def test_lm_parity_with_transformers(tmp_path, attn_implementation):
         expected, actual = reference(input_ids, labels=labels), model(input_ids, labels=labels, use_cache=False)
     torch.testing.assert_close(actual.logits, expected.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(actual.loss, expected.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_lm_training_step_parity_with_transformers(tmp_path):
+    """A training step's loss and every gradient, ours (the chunked loss, several chunks) against transformers'."""
+    torch.manual_seed(0)
+    reference = OpenAIGPTLMHeadModel(openai_config(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)).train()
+    reference.save_pretrained(tmp_path)
+    model = GPT1OriginsLMHeadModel.from_pretrained(tmp_path, loss_chunk_size=16).train()
+    input_ids = torch.randint(0, VOCAB, (3, 20))
+    labels = input_ids.clone()
+    labels[:, :3] = -100
+    expected, actual = reference(input_ids, labels=labels), model(input_ids, labels=labels)
+    assert actual.logits is None  # training with labels: the chunked path
+    expected.loss.backward()
+    actual.loss.backward()
+    torch.testing.assert_close(actual.loss, expected.loss, atol=1e-5, rtol=1e-5)
+    reference_grads = dict(reference.named_parameters())
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, reference_grads[name].grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_chunked_loss_equals_plain_loss():
+    check_chunked_loss_equals_plain(GPT1OriginsLMHeadModel, tiny_config())
+
+
+def test_static_cache_decode_equals_dynamic_and_compiles():
+    check_static_cache_decode(GPT1OriginsLMHeadModel, tiny_config(), pad_id=PAD)
 
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])

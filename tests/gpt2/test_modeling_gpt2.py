@@ -7,12 +7,14 @@ import torch
 from causal_lm_checks import (
     build,
     check_cached_generation_equals_uncached,
+    check_chunked_loss_equals_plain,
     check_compile_fullgraph_training_step,
     check_eager_equals_sdpa,
     check_gradient_checkpointing_equivalence,
     check_left_padding_equals_alone,
     check_remote_code_load,
     check_save_load_round_trip,
+    check_static_cache_decode,
     check_trainer_gradient_accumulation,
     left_pad,
     random_ids,
@@ -75,6 +77,24 @@ def test_parity_with_transformers(reference_folder, attn_implementation, padded)
             actual = ours(ids, labels=ids)
         assert_close(actual.logits, expected.logits, atol=1e-5, rtol=1e-5)
         assert_close(actual.loss, expected.loss, atol=1e-5, rtol=1e-5)
+
+
+def test_training_step_parity_with_transformers(reference_folder):
+    """A training step's loss and every gradient, ours (the chunked loss, several chunks) against transformers'."""
+    no_dropout = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+    reference = GPT2LMHeadModel.from_pretrained(reference_folder, **no_dropout).train()
+    ours = GPT2OriginsLMHeadModel.from_pretrained(reference_folder, loss_chunk_size=8, **no_dropout).train()
+    ids = random_ids(ours.config, 2, 17)
+    labels = ids.clone()
+    labels[1, :5] = -100
+    expected, actual = reference(ids, labels=labels), ours(ids, labels=labels)
+    assert actual.logits is None  # training with labels: the chunked path
+    expected.loss.backward()
+    actual.loss.backward()
+    assert_close(actual.loss, expected.loss, atol=1e-5, rtol=1e-5)
+    reference_grads = dict(reference.named_parameters())
+    for name, param in ours.named_parameters():
+        assert_close(param.grad, reference_grads[name].grad, atol=1e-6, rtol=1e-4, msg=name)
 
 
 def _saved_keys(folder):
@@ -141,6 +161,14 @@ def test_trainer_gradient_accumulation_equals_one_batch(tmp_path):
 
 def test_compile_fullgraph_training_step():
     check_compile_fullgraph_training_step(GPT2OriginsLMHeadModel, tiny_config())
+
+
+def test_chunked_loss_equals_plain_loss():
+    check_chunked_loss_equals_plain(GPT2OriginsLMHeadModel, tiny_config())
+
+
+def test_static_cache_decode_equals_dynamic_and_compiles():
+    check_static_cache_decode(GPT2OriginsLMHeadModel, tiny_config())
 
 
 # --- architecture, presets, registration --------------------------------------------------------------------------
