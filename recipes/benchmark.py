@@ -6,10 +6,10 @@ gives the median of each and the ratio ours / reference (> 1 is faster for speed
 
 - `train`: a training step (forward with labels, backward, AdamW step), tokens/s and model FLOPs utilisation;
 - `forward`: an inference forward over the whole sequence, tokens/s;
-- `generate`: greedy `generate()` of `--new_tokens` tokens at batch 1 and 8, new tokens/s; at batch 1 also the
-  fraction of the bound that memory bandwidth sets (every weight read once per token);
-- `train_memory`: the peak memory a training step adds (CUDA: allocator peak; CPU: peak RSS growth, in a fresh
-  subprocess per model so earlier cases do not hide it).
+- `generate`: greedy `generate()` of `--new_tokens` tokens at batch 1 and 8 (`--generate_batches`), new tokens/s;
+  at batch 1 also the fraction of the bound that memory bandwidth sets (every weight read once per token);
+- `train_memory`: the peak memory a training step adds to the model, its gradients and optimizer state (CUDA:
+  allocator peak; CPU: growth of the peak RSS, reset before the step, in a fresh subprocess holding only that model).
 
 Each runs in fp32 and under bf16 autocast (`--dtypes`). The machine's own limits are measured first: matmul FLOP/s
 (fp32, bf16) and memory read bandwidth. Results: a table on stdout, `benchmark.json` and `benchmark.png` in
@@ -18,6 +18,9 @@ Each runs in fp32 and under bf16 autocast (`--dtypes`). The machine's own limits
     python -m recipes.benchmark                                   # 124M GPT-2 and GPT-1, sequence 128/512/1024
     python -m recipes.benchmark --device cuda --dtypes bf16 --seq_lens 1024 --attn_implementation sdpa
     python -m recipes.benchmark --preset tiny --seq_lens 32 --repeats 2   # a smoke run in seconds
+    python -m recipes.benchmark --models gpt1 --cases generate --generate_batches 1 --new_tokens 32   # one case
+
+`--cases` picks among train, forward, generate and memory; each row is printed as soon as it is measured.
 
 transformers' GPT-1 (OpenAIGPTLMHeadModel) has no KV cache: its `generate()` recomputes the whole prefix per token.
 """
@@ -42,28 +45,40 @@ from .errors import RecipeError
 
 # Fields both configs share (same names in transformers' GPT2Config / OpenAIGPTConfig and ours).
 SHARED_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "layer_norm_epsilon")
-SPEED_CASES = ("train", "forward", "generate")
+CASES = ["train", "forward", "generate", "memory"]
 
 
-def build_pair(family: str, preset: str, attn_implementation: str, vocab_size: int | None):
-    """(ours, reference) with identical weights, in eval mode, dropout off (it would make the work differ)."""
+def _configs(family: str, preset: str, vocab_size: int | None):
+    """(our config, transformers' config, our class, transformers' class) of one size, dropout off (it would make
+    the work differ)."""
     no_dropout = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
     overrides = {**no_dropout, **({"vocab_size": vocab_size} if vocab_size else {})}
     if family == "gpt2":
         config = GPT2OriginsConfig.from_preset(preset, **overrides)
         reference_config = GPT2Config(**{k: getattr(config, k) for k in SHARED_FIELDS}, **no_dropout)
-        ours_class, reference_class = GPT2OriginsLMHeadModel, GPT2LMHeadModel
-    else:
-        preset = "gpt1" if preset == "124M" else preset  # GPT-1 is the same 12 x 768 size
-        config = GPT1OriginsConfig.from_preset(preset, **overrides)
-        reference_config = OpenAIGPTConfig(**{k: getattr(config, k) for k in SHARED_FIELDS}, afn="gelu", **no_dropout)
-        ours_class, reference_class = GPT1OriginsLMHeadModel, OpenAIGPTLMHeadModel
-    torch.manual_seed(0)
+        return config, reference_config, GPT2OriginsLMHeadModel, GPT2LMHeadModel
+    preset = "gpt1" if preset == "124M" else preset  # GPT-1 is the same 12 x 768 size
+    config = GPT1OriginsConfig.from_preset(preset, **overrides)
+    reference_config = OpenAIGPTConfig(**{k: getattr(config, k) for k in SHARED_FIELDS}, afn="gelu", **no_dropout)
+    return config, reference_config, GPT1OriginsLMHeadModel, OpenAIGPTLMHeadModel
+
+
+def build_one(family: str, preset: str, attn_implementation: str, vocab_size: int | None, which: str):
+    """One model, "ours" or "reference", with its own random weights (for measurements where values do not matter)."""
+    config, reference_config, ours_class, reference_class = _configs(family, preset, vocab_size)
+    if which == "ours":
+        return ours_class._from_config(config, attn_implementation=attn_implementation)
     try:
-        reference = reference_class._from_config(reference_config, attn_implementation=attn_implementation)
+        return reference_class._from_config(reference_config, attn_implementation=attn_implementation)
     except ValueError:  # transformers' GPT-1 has eager attention only: the reference runs what it has
-        reference = reference_class._from_config(reference_config, attn_implementation="eager")
-    ours = ours_class._from_config(config, attn_implementation=attn_implementation)
+        return reference_class._from_config(reference_config, attn_implementation="eager")
+
+
+def build_pair(family: str, preset: str, attn_implementation: str, vocab_size: int | None):
+    """(ours, reference) with identical weights, in eval mode."""
+    torch.manual_seed(0)
+    reference = build_one(family, preset, attn_implementation, vocab_size, "reference")
+    ours = build_one(family, preset, attn_implementation, vocab_size, "ours")
     missing, unexpected = ours.load_state_dict(reference.state_dict(), strict=False)
     if unexpected or any(not name.startswith("lm_head") for name in missing):  # the tied head is not stored
         raise RecipeError(f"Weights do not map one to one: missing {missing}, unexpected {unexpected}.")
@@ -116,16 +131,25 @@ def training_flops_per_token(config, seq_len: int) -> float:
     return 6 * matrices + 12 * config.n_layer * seq_len * config.n_embd
 
 
+def adamw(model, device) -> torch.optim.AdamW:
+    """The optimizer of the training cases, the same for both models: AdamW, fused where torch has it for the
+    device (as the recipes and Trainer's default `adamw_torch_fused` use it)."""
+    fused = device.type in ("cuda", "cpu", "xpu")
+    return torch.optim.AdamW(model.parameters(), lr=1e-5, fused=fused)
+
+
 def autocast(device, dtype: str):
     return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
 
 
-def speed_cases(models: dict, config, device, dtype, seq_len, batch_size, new_tokens, warmup, repeats, limits):
-    """Rows of one (family, dtype, seq_len): train and forward tokens/s, generation new tokens/s at batch 1 and 8."""
+def speed_cases(models: dict, config, device, dtype, seq_len, args, limits):
+    """Rows of one (family, dtype, seq_len): train and forward tokens/s, generation new tokens/s at each of
+    `args.generate_batches` (the cases in `args.cases`)."""
+    batch_size, new_tokens, warmup, repeats = args.batch_size, args.new_tokens, args.warmup, args.repeats
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), generator=generator).to(device)
     rows = []
-    optimizers = {name: torch.optim.AdamW(model.parameters(), lr=1e-5) for name, model in models.items()}
+    optimizers = {name: adamw(model, device) for name, model in models.items()}
 
     def train_step(name):
         model, optimizer = models[name], optimizers[name]
@@ -136,37 +160,39 @@ def speed_cases(models: dict, config, device, dtype, seq_len, batch_size, new_to
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    seconds = time_alternately({n: (lambda n=n: train_step(n)) for n in models}, device, warmup, repeats)
-    flops = training_flops_per_token(config, seq_len) * batch_size * seq_len
-    peak = limits[f"matmul_flops_{dtype}"]
-    rows.append(
-        {
-            "case": "train",
-            "seq_len": seq_len,
-            "batch_size": batch_size,
-            **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
-            **{f"{n}_mfu": flops / s / peak for n, s in seconds.items()},
-        }
-    )
+    if "train" in args.cases:
+        seconds = time_alternately({n: (lambda n=n: train_step(n)) for n in models}, device, warmup, repeats)
+        flops = training_flops_per_token(config, seq_len) * batch_size * seq_len
+        peak = limits[f"matmul_flops_{dtype}"]
+        rows.append(
+            {
+                "case": "train",
+                "seq_len": seq_len,
+                "batch_size": batch_size,
+                **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
+                **{f"{n}_mfu": flops / s / peak for n, s in seconds.items()},
+            }
+        )
 
     def forward(name):
         models[name].eval()
         with torch.inference_mode(), autocast(device, dtype):
             models[name](input_ids=ids)
 
-    seconds = time_alternately({n: (lambda n=n: forward(n)) for n in models}, device, warmup, repeats)
-    rows.append(
-        {
-            "case": "forward",
-            "seq_len": seq_len,
-            "batch_size": batch_size,
-            **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
-        }
-    )
+    if "forward" in args.cases:
+        seconds = time_alternately({n: (lambda n=n: forward(n)) for n in models}, device, warmup, repeats)
+        rows.append(
+            {
+                "case": "forward",
+                "seq_len": seq_len,
+                "batch_size": batch_size,
+                **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
+            }
+        )
 
     prompt_len = max(1, min(seq_len, config.n_positions - new_tokens))
     weight_bytes = sum(p.numel() for p in models["ours"].parameters()) * (2 if dtype == "bf16" else 4)
-    for generate_batch in (1, 8):
+    for generate_batch in args.generate_batches if "generate" in args.cases else ():
         prompt = ids[:1, :prompt_len].expand(generate_batch, -1).contiguous()
 
         def generate(name, prompt=prompt):
@@ -195,22 +221,39 @@ def speed_cases(models: dict, config, device, dtype, seq_len, batch_size, new_to
     return rows
 
 
+def _rss_bytes(field: str) -> int | None:
+    """VmRSS (now) or VmHWM (peak) of this process from /proc (Linux), None elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # reported in kB
+    except OSError:
+        return None
+    return None
+
+
 def _memory_worker(family, preset, attn_implementation, vocab_size, which, dtype, seq_len, batch_size, queue):
-    """In a fresh process: the peak memory one training step adds to a built model and its optimizer."""
+    """In a fresh process: the peak memory one training step adds to a built model with its gradients and optimizer
+    state (both exist before the measured step, so the figure is the step's activations, logits and temporaries)."""
     torch.set_num_threads(1)
-    models = dict(zip(("ours", "reference"), build_pair(family, preset, attn_implementation, vocab_size)))
-    model, device = models[which].train(), torch.device("cpu")
+    model = build_one(family, preset, attn_implementation, vocab_size, which).train()
+    device = torch.device("cpu")
     ids = torch.randint(0, model.config.vocab_size, (batch_size, seq_len))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    for p in model.parameters():  # optimizer state and gradients exist before the measured step
+    optimizer = adamw(model, device)
+    for p in model.parameters():
         p.grad = torch.zeros_like(p)
     optimizer.step()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    try:  # Linux: reset the peak to the current RSS, so that the peak below is this step's
+        Path("/proc/self/clear_refs").write_text("5")
+        before, peak = _rss_bytes("VmRSS"), lambda: _rss_bytes("VmHWM")
+    except OSError:  # elsewhere: the lifetime peak, which the build may already have set (then 0 is reported)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # noqa: E731
     with autocast(device, dtype):
         loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
     optimizer.step()
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+    queue.put(max(0, peak() - before))
 
 
 def train_memory(args, family, dtype, seq_len, device) -> dict:
@@ -251,10 +294,11 @@ def add_ratios(row: dict):
             row["ratio_" + key.removeprefix("ours_")] = row[key] / reference
 
 
-def print_table(rows: list[dict]):
-    header = f"{'model':6} {'dtype':5} {'case':13} {'seq':>5} {'batch':>5} {'ours':>12} {'reference':>12} {'ratio':>7}"
-    print(header)
-    print("-" * len(header))
+def print_table(rows: list[dict], header: bool = True):
+    title = f"{'model':6} {'dtype':5} {'case':13} {'seq':>5} {'batch':>5} {'ours':>12} {'reference':>12} {'ratio':>7}"
+    if header:
+        print(title)
+        print("-" * len(title))
     for row in rows:
         key = "bytes" if row["case"] == "train_memory" else "tokens_per_s"
         unit = (lambda v: f"{v / 2**20:,.0f} MiB") if key == "bytes" else (lambda v: f"{v:,.1f}")
@@ -262,7 +306,8 @@ def print_table(rows: list[dict]):
         print(
             f"{row['family']:6} {row['dtype']:5} {row['case']:13} {row['seq_len']:>5} {row['batch_size']:>5} "
             f"{unit(row[f'ours_{key}']):>12} {unit(row[f'reference_{key}']):>12} "
-            f"{'' if ratio is None else f'{ratio:.2f}x':>7}"
+            f"{'' if ratio is None else f'{ratio:.2f}x':>7}",
+            flush=True,
         )
 
 
@@ -308,16 +353,14 @@ def run(args) -> dict:
                 print(f"{family}: sequence {seq_len} exceeds n_positions={config.n_positions}: skipped")
                 continue
             for dtype in args.dtypes:
-                new_rows = speed_cases(
-                    models, config, device, dtype, seq_len, args.batch_size, args.new_tokens, args.warmup,
-                    args.repeats, limits,
-                )  # fmt: skip
-                if not args.skip_memory:
+                new_rows = speed_cases(models, config, device, dtype, seq_len, args, limits)
+                if "memory" in args.cases:
                     new_rows.append(train_memory(args, family, dtype, seq_len, device))
                 for row in new_rows:
                     row.update(family=family, dtype=dtype)
                     add_ratios(row)
-                rows.extend(new_rows)
+                    print_table([row], header=not rows)  # progress: a 124M run on CPUs takes a while
+                    rows.append(row)
         del models, ours, reference
     return {
         "settings": {k: v for k, v in vars(args).items() if k != "output_dir"},
@@ -347,7 +390,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attn_implementation", default="sdpa")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--skip_memory", action="store_true")
+    parser.add_argument(
+        "--cases", nargs="+", choices=["train", "forward", "generate", "memory"], default=CASES, help="what to measure"
+    )
+    parser.add_argument(
+        "--generate_batches", nargs="+", type=int, default=[1, 8], help="batch sizes of the generate case"
+    )
+    parser.add_argument("--skip_memory", action="store_true", help="the same as leaving memory out of --cases")
     parser.add_argument("--output_dir", default="runs/benchmark")
     return parser
 
@@ -355,6 +404,10 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     parser = get_parser()
     args = parser.parse_args(argv)
+    if args.skip_memory:
+        args.cases = [case for case in args.cases if case != "memory"]
+    if min(args.generate_batches) < 1:
+        parser.error(f"--generate_batches must be positive, got {args.generate_batches}")
     for name in ("batch_size", "new_tokens", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
