@@ -583,14 +583,23 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
                     grad_weight.addmm_(grad_logits.t(), hidden)  # (V, C), accumulated in place
                 else:
                     grad_weight += (grad_logits.t() @ hidden).float()  # (V, C), the sum kept in fp32
-        ctx.save_for_backward(grad_hidden, grad_weight)
+        # Kept on ctx, not saved tensors: backward scales them in place (a second (V, C) copy would double the
+        # memory this saves), so they serve one backward.
+        ctx.grads, ctx.used = (grad_hidden, grad_weight), False
         return loss / divisor
 
     @staticmethod
     def backward(ctx, grad_output):
-        grad_hidden, grad_weight = ctx.saved_tensors
-        grad_hidden = grad_hidden * grad_output if grad_hidden is not None else None
-        grad_weight = (grad_weight * grad_output).to(ctx.weight_dtype) if grad_weight is not None else None
+        if ctx.used:
+            raise RuntimeError(
+                "The chunked LM loss computes its gradients during forward and hands them out once: backward through "
+                "it twice (retain_graph=True) is not supported. Set `config.loss_chunk_size = None` for that."
+            )
+        ctx.used = True
+        grad_hidden, grad_weight = ctx.grads
+        ctx.grads = None
+        grad_hidden = grad_hidden.mul_(grad_output) if grad_hidden is not None else None
+        grad_weight = grad_weight.mul_(grad_output).to(ctx.weight_dtype) if grad_weight is not None else None
         return grad_hidden, grad_weight, None, None, None, None
 
 

@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 from torch.testing import assert_close
 
@@ -313,6 +314,13 @@ def check_chunked_loss_equals_plain(model_cls, config):
     model.eval()
     assert model(ids, labels=labels).logits is not None
     model.train()
+
+    # The gradients are handed out once: a second backward through the same graph is a clear error, never wrong.
+    model.config.loss_chunk_size = 4
+    loss = model(ids, labels=labels).loss
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
 
     # compiled, several chunks, no graph break
     torch._dynamo.reset()
