@@ -92,6 +92,24 @@ def embeds_with(value: float) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------------------------------------- tensors
 
+
+def in_training(m, call):
+    """`call()` with the LM model in training mode (where labels take the chunked loss) and gradients on, then back
+    to eval."""
+    m.lm.train()
+    try:
+        with torch.enable_grad():
+            return call()
+    finally:
+        m.lm.eval()
+        m.lm.zero_grad(set_to_none=True)
+
+
+def backward_twice(loss):
+    loss.backward(retain_graph=True)
+    loss.backward()
+
+
 TENSOR_CASES = [
     Case(
         "ids-negative",
@@ -294,6 +312,24 @@ TENSOR_CASES = [
         lambda m: m.lm(ones(1, 3), labels=ids([[1, -5, -100]])),
         ValueError,
         r"Label -5 is outside the vocabulary \[0, 100\)",
+    ),
+    Case(
+        "labels-out-of-vocab-training",
+        lambda m: in_training(m, lambda: m.lm(ones(1, 3), labels=ids([[1, 100, -100]]))),
+        ValueError,
+        r"Label 100 is outside the vocabulary \[0, 100\); -100 marks an ignored position",
+    ),
+    Case(
+        "labels-wrong-shape-training",
+        lambda m: in_training(m, lambda: m.lm(ones(1, 5), labels=ones(1, 4))),
+        ValueError,
+        r"`labels` has shape \(1, 4\), expected the input's \(batch_size, sequence_length\) = \(1, 5\)",
+    ),
+    Case(
+        "loss-backward-twice",
+        lambda m: in_training(m, lambda: backward_twice(m.lm(ones(1, 4), labels=ones(1, 4)).loss)),
+        RuntimeError,
+        r"backward through it twice \(retain_graph=True\) is not supported. Set `config.loss_chunk_size = None`",
     ),
 ]
 
@@ -581,6 +617,18 @@ CONFIG_CASES = [
         ValueError,
         r"Unknown `afn` 'swiglu'; known: gelu, gelu_new, relu, silu, swish",
         GPT1,
+    ),
+    Case(
+        "config-zero-loss-chunk-size",
+        config(loss_chunk_size=0),
+        ValueError,
+        r"`loss_chunk_size` must be a positive number of tokens or None \(no chunking\), got 0",
+    ),
+    Case(
+        "config-type-loss-chunk-size",
+        config(loss_chunk_size=512.0),
+        STRICT,
+        r"Field 'loss_chunk_size' with value 512.0 doesn't match any type",
     ),
     Case(
         "config-negative-n_inner",
