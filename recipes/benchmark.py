@@ -334,6 +334,17 @@ def save_chart(rows: list[dict], path: Path):
     plt.close(figure)
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux, where `platform.processor()` is often empty)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run(args) -> dict:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -365,7 +376,7 @@ def run(args) -> dict:
     return {
         "settings": {k: v for k, v in vars(args).items() if k != "output_dir"},
         "machine": {
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             **limits,
