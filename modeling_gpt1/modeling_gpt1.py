@@ -503,8 +503,9 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden_states, weight, targets, divisor, chunk_size: int, ignore_index: int):
-        # hidden_states: (N, C); weight: (V, C); targets: (N,) with ignore_index for no target; divisor: () float.
+    def forward(ctx, hidden_states, weight, targets, target_weights, chunk_size: int):
+        # hidden_states: (N, C); weight: (V, C); targets: (N,) token ids (any negative id: no target); target_weights:
+        # (N,) float, the weight of each target's cross-entropy in the loss (0 for no target). Returns a scalar.
         device_type = hidden_states.device.type
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
         needs_hidden_grad, needs_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -516,18 +517,17 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
             grad_weight = None  # (V, C) fp32, the first chunk's product, then accumulated
             for start in range(0, hidden_states.shape[0], chunk_size):
                 hidden = hidden_states[start : start + chunk_size].to(dtype)  # (n, C)
-                target = targets[start : start + chunk_size]  # (n,)
-                valid = target != ignore_index  # (n,)
-                safe_target = target.clamp(min=0).unsqueeze(1)  # (n, 1)
+                safe_target = targets[start : start + chunk_size].clamp(min=0).unsqueeze(1)  # (n, 1)
+                target_weight = target_weights[start : start + chunk_size].float()  # (n,)
                 log_probs = torch.log_softmax((hidden @ weight_c.t()).float(), dim=-1)  # (n, V)
                 target_log_prob = log_probs.gather(1, safe_target).squeeze(1)  # (n,)
-                loss = loss - torch.where(valid, target_log_prob, 0.0).sum()
+                loss = loss - (target_log_prob * target_weight).sum()
                 if not (needs_hidden_grad or needs_weight_grad):
                     continue
-                # d(sum of losses)/d(logits) = softmax - one_hot(target), zero for ignored rows, then / divisor.
+                # d(loss)/d(logits) = (softmax - one_hot(target)) * the target's weight.
                 grad_logits = log_probs.exp_()  # (n, V), the softmax, in place
                 grad_logits.scatter_add_(1, safe_target, torch.full_like(safe_target, -1.0, dtype=torch.float32))
-                grad_logits.mul_((valid.float() / divisor).unsqueeze(1))
+                grad_logits.mul_(target_weight.unsqueeze(1))
                 grad_logits = grad_logits.to(dtype)
                 if needs_hidden_grad:
                     grad_hidden[start : start + chunk_size] = (grad_logits @ weight_c).to(grad_hidden.dtype)  # (n, C)
@@ -542,7 +542,7 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
         # Kept on ctx, not saved tensors: backward scales them in place (a second (V, C) copy would double the
         # memory this saves), so they serve one backward.
         ctx.grads, ctx.used = (grad_hidden, grad_weight), False
-        return loss / divisor
+        return loss
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -556,7 +556,7 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
         ctx.grads = None
         grad_hidden = grad_hidden.mul_(grad_output) if grad_hidden is not None else None
         grad_weight = grad_weight.mul_(grad_output).to(ctx.weight_dtype) if grad_weight is not None else None
-        return grad_hidden, grad_weight, None, None, None, None
+        return grad_hidden, grad_weight, None, None, None
 
 
 # Copied from modeling_gpt2.modeling_gpt2.chunked_lm_head_loss
@@ -579,11 +579,12 @@ def chunked_lm_head_loss(
         shift_labels = nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]  # (B, T)
     targets = shift_labels.reshape(-1).to(hidden_states.device)  # (B*T,)
     hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, C)
+    valid = (targets != ignore_index).float()  # (B*T,)
     if num_items_in_batch is None:
-        divisor = (targets != ignore_index).sum().float()  # a mean over no target is NaN, as in transformers
+        divisor = valid.sum()  # a mean over no target is NaN, as in transformers
     else:
         divisor = torch.as_tensor(num_items_in_batch, device=hidden_states.device).float()
-    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, divisor, chunk_size, ignore_index)
+    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, valid / divisor, chunk_size)
 
 
 class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
@@ -842,6 +843,31 @@ def _lm_loss_per_sequence(
     return (losses * valid).sum(-1) / valid.sum(-1).clamp(min=1)  # (S,)
 
 
+def _lm_loss_chunked(
+    hidden_states: torch.Tensor,
+    lm_weight: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    example_weights: torch.Tensor,
+    chunk_size: int,
+) -> torch.Tensor:
+    """`sum_e example_weights[e] * mean over its N sequences of _lm_loss_per_sequence`, through `ChunkedLMHeadLoss`:
+    each target weighs its example's weight / N / its sequence's number of real targets. hidden_states: (S, T, C) with
+    S = B * N; lm_weight: (V, C); input_ids, attention_mask: (S, T); example_weights: (B,). Returns a scalar."""
+    num_rows, seq_len, width = hidden_states.shape
+    if attention_mask is None:
+        valid = torch.ones(num_rows, seq_len - 1, device=hidden_states.device)  # (S, T-1)
+    else:
+        valid = (attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()).float()  # (S, T-1)
+    per_sequence_mean = valid / valid.sum(-1, keepdim=True).clamp(min=1)  # (S, T-1)
+    num_sequences = num_rows // example_weights.shape[0]
+    row_weights = example_weights.float().repeat_interleave(num_sequences) / num_sequences  # (S,)
+    target_weights = (per_sequence_mean * row_weights.unsqueeze(1)).reshape(-1)  # (S*(T-1),)
+    hidden = hidden_states[:, :-1].reshape(-1, width)  # (S*(T-1), C)
+    targets = input_ids[:, 1:].reshape(-1).to(hidden.device)  # (S*(T-1),)
+    return ChunkedLMHeadLoss.apply(hidden, lm_weight, targets, target_weights, chunk_size)
+
+
 class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
     """GPT-1 fine-tuning (section 3.2 / 3.3): the transformer, the tied LM head, and the task head W_y on the hidden
     state at the extract token. One model serves the paper's four input transformations, chosen by
@@ -941,7 +967,10 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             **kwargs,
         )
         hidden_states = outputs.last_hidden_state  # (B*N, T, C)
-        lm_logits = self.lm_head(hidden_states)  # (B*N, T, V)
+        # Fine-tuning (training mode, task labels): the auxiliary LM loss goes through the chunked head, and the
+        # (B*N, T, V) logits are never built (lm_logits is None); otherwise the logits, as transformers gives them.
+        chunked_lm = labels is not None and flat_ids is not None and self.training and self.config.loss_chunk_size
+        lm_logits = None if chunked_lm else self.lm_head(hidden_states)  # (B*N, T, V)
 
         # Where each sequence is read: explicit positions, else its extract token, else its last real token.
         if mc_token_ids is not None:
@@ -983,7 +1012,13 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
                 denominator = weights.sum().clamp(min=1)
             task_loss = (per_example * weights).sum() / denominator
             loss = task_loss
-            if flat_ids is not None:
+            if chunked_lm:
+                lm_loss = _lm_loss_chunked(
+                    hidden_states, self.lm_head.weight, flat_ids, flat_mask, weights / denominator,
+                    self.config.loss_chunk_size,
+                )  # fmt: skip
+                loss = task_loss + self.config.lm_coef * lm_loss
+            elif flat_ids is not None:
                 lm_per_example = _lm_loss_per_sequence(lm_logits, flat_ids, flat_mask).view(batch_size, -1).mean(1)
                 lm_loss = (lm_per_example * weights).sum() / denominator
                 loss = task_loss + self.config.lm_coef * lm_loss
@@ -993,7 +1028,7 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             logits=logits,
             task_loss=task_loss,
             lm_loss=lm_loss,
-            lm_logits=lm_logits.view(*input_shape, -1),  # (B, [N,] T, V)
+            lm_logits=lm_logits.view(*input_shape, -1) if lm_logits is not None else None,  # (B, [N,] T, V)
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )

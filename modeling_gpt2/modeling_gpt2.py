@@ -547,8 +547,9 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden_states, weight, targets, divisor, chunk_size: int, ignore_index: int):
-        # hidden_states: (N, C); weight: (V, C); targets: (N,) with ignore_index for no target; divisor: () float.
+    def forward(ctx, hidden_states, weight, targets, target_weights, chunk_size: int):
+        # hidden_states: (N, C); weight: (V, C); targets: (N,) token ids (any negative id: no target); target_weights:
+        # (N,) float, the weight of each target's cross-entropy in the loss (0 for no target). Returns a scalar.
         device_type = hidden_states.device.type
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
         needs_hidden_grad, needs_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -560,18 +561,17 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
             grad_weight = None  # (V, C) fp32, the first chunk's product, then accumulated
             for start in range(0, hidden_states.shape[0], chunk_size):
                 hidden = hidden_states[start : start + chunk_size].to(dtype)  # (n, C)
-                target = targets[start : start + chunk_size]  # (n,)
-                valid = target != ignore_index  # (n,)
-                safe_target = target.clamp(min=0).unsqueeze(1)  # (n, 1)
+                safe_target = targets[start : start + chunk_size].clamp(min=0).unsqueeze(1)  # (n, 1)
+                target_weight = target_weights[start : start + chunk_size].float()  # (n,)
                 log_probs = torch.log_softmax((hidden @ weight_c.t()).float(), dim=-1)  # (n, V)
                 target_log_prob = log_probs.gather(1, safe_target).squeeze(1)  # (n,)
-                loss = loss - torch.where(valid, target_log_prob, 0.0).sum()
+                loss = loss - (target_log_prob * target_weight).sum()
                 if not (needs_hidden_grad or needs_weight_grad):
                     continue
-                # d(sum of losses)/d(logits) = softmax - one_hot(target), zero for ignored rows, then / divisor.
+                # d(loss)/d(logits) = (softmax - one_hot(target)) * the target's weight.
                 grad_logits = log_probs.exp_()  # (n, V), the softmax, in place
                 grad_logits.scatter_add_(1, safe_target, torch.full_like(safe_target, -1.0, dtype=torch.float32))
-                grad_logits.mul_((valid.float() / divisor).unsqueeze(1))
+                grad_logits.mul_(target_weight.unsqueeze(1))
                 grad_logits = grad_logits.to(dtype)
                 if needs_hidden_grad:
                     grad_hidden[start : start + chunk_size] = (grad_logits @ weight_c).to(grad_hidden.dtype)  # (n, C)
@@ -586,7 +586,7 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
         # Kept on ctx, not saved tensors: backward scales them in place (a second (V, C) copy would double the
         # memory this saves), so they serve one backward.
         ctx.grads, ctx.used = (grad_hidden, grad_weight), False
-        return loss / divisor
+        return loss
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -600,7 +600,7 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
         ctx.grads = None
         grad_hidden = grad_hidden.mul_(grad_output) if grad_hidden is not None else None
         grad_weight = grad_weight.mul_(grad_output).to(ctx.weight_dtype) if grad_weight is not None else None
-        return grad_hidden, grad_weight, None, None, None, None
+        return grad_hidden, grad_weight, None, None, None
 
 
 def chunked_lm_head_loss(
@@ -622,11 +622,12 @@ def chunked_lm_head_loss(
         shift_labels = nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]  # (B, T)
     targets = shift_labels.reshape(-1).to(hidden_states.device)  # (B*T,)
     hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, C)
+    valid = (targets != ignore_index).float()  # (B*T,)
     if num_items_in_batch is None:
-        divisor = (targets != ignore_index).sum().float()  # a mean over no target is NaN, as in transformers
+        divisor = valid.sum()  # a mean over no target is NaN, as in transformers
     else:
         divisor = torch.as_tensor(num_items_in_batch, device=hidden_states.device).float()
-    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, divisor, chunk_size, ignore_index)
+    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, valid / divisor, chunk_size)
 
 
 class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):

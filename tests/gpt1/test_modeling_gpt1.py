@@ -476,12 +476,48 @@ def test_task_forward_and_backward(task_type, num_labels, num_sequences):
     outputs = model(input_ids, attention_mask=attention_mask, labels=labels)
     assert list(outputs.keys())[:2] == ["loss", "logits"]
     assert outputs.logits.shape == logits_shape
-    assert outputs.lm_logits.shape == (*input_ids.shape, VOCAB)
+    assert outputs.lm_logits is None  # training with labels: the LM loss through the chunked head
     torch.testing.assert_close(outputs.loss, outputs.task_loss + 0.5 * outputs.lm_loss)
     outputs.loss.backward()
+    with torch.no_grad():
+        assert model.eval()(input_ids, attention_mask=attention_mask).lm_logits.shape == (*input_ids.shape, VOCAB)
+    model.train()
     head = model.multiple_choice_head.summary if task_type == "multiple_choice" else model.score
     assert head.weight.grad.abs().sum() > 0
     assert model.transformer.tokens_embed.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "task_type, num_labels, num_sequences",
+    [("classification", 3, None), ("entailment", 3, None), ("similarity", 1, 2), ("multiple_choice", 1, 4)],
+)
+def test_chunked_auxiliary_lm_loss_equals_plain(task_type, num_labels, num_sequences):
+    """Fine-tuning's auxiliary LM loss through the chunked head (training mode) equals the plain per-sequence means:
+    loss, task and LM parts and every gradient, with padding, an ignored example and num_items_in_batch."""
+    model = task_model(task_type, num_labels=num_labels).train()
+    input_ids, attention_mask = task_batch(3, num_sequences, seed=4)
+    if task_type == "multiple_choice":
+        labels = torch.tensor([0, -100, 2])
+    elif num_labels == 1:
+        labels = torch.tensor([0.5, 4.0, 2.2])
+    else:
+        labels = torch.tensor([1, -100, 2])
+    for extra in ({}, {"num_items_in_batch": torch.tensor(5)}):
+        results = []
+        for chunk_size in (None, 5):
+            model.config.loss_chunk_size = chunk_size
+            model.zero_grad(set_to_none=True)
+            outputs = model(input_ids, attention_mask=attention_mask, labels=labels, **extra)
+            outputs.loss.backward()
+            grads = {name: param.grad.clone() for name, param in model.named_parameters() if param.grad is not None}
+            results.append((outputs, grads))
+        (plain, plain_grads), (chunked, grads) = results
+        assert plain.lm_logits is not None and chunked.lm_logits is None
+        for name in ("loss", "task_loss", "lm_loss"):
+            torch.testing.assert_close(getattr(chunked, name), getattr(plain, name), atol=1e-6, rtol=1e-6)
+        assert grads.keys() == plain_grads.keys()
+        for name, grad in plain_grads.items():
+            torch.testing.assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=f"{name} {extra}")
 
 
 def test_head_parameter_names():
