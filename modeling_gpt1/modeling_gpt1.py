@@ -678,7 +678,8 @@ class GPT1OriginsDoubleHeadsModelOutput(ModelOutput):
         L1, the auxiliary language-modelling loss on the task input, over the real tokens (attention mask): a mean per
         sequence, then averaged over the sequences of an example and over the examples, as the released code did.
     lm_logits (`torch.FloatTensor` of shape `(batch_size, [N,] sequence_length, vocab_size)`):
-        Next-token scores of the LM head; the `N` dimension is there when the input had one.
+        Next-token scores of the LM head; the `N` dimension is there when the input had one. None in training mode
+        with task labels (and `config.loss_chunk_size` set), where `lm_loss` comes from the chunked head instead.
     hidden_states (`tuple(torch.FloatTensor)`, returned with `output_hidden_states=True`):
         The embeddings' output and each block's, each of shape `(batch_size * N, sequence_length, n_embd)`.
     attentions (`tuple(torch.FloatTensor)`, returned with `output_attentions=True` and eager attention):
