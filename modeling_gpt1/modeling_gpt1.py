@@ -640,15 +640,15 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
         hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
 
         logits, loss = None, None
+        if labels is not None:
+            _check_labels(self.config, labels, hidden_states.shape[:-1])
         if labels is not None and self.training and self.config.loss_chunk_size:
             # Training: the fused chunked loss, no (B, T, vocab_size) logits (they are returned as None).
-            _check_labels(self.config, labels, hidden_states.shape[:-1])
             chunk_size = self.config.loss_chunk_size
             loss = chunked_lm_head_loss(hidden_states, self.lm_head.weight, labels, chunk_size, **kwargs)
         else:
             logits = self.lm_head(hidden_states)  # (B, T, vocab_size)
             if labels is not None:
-                _check_labels(self.config, labels, logits.shape[:-1])
                 loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
 
         return CausalLMOutputWithPast(

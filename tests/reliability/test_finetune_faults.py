@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState
-from test_training_faults import assert_resumed_from_newest, harness, newest_step
+from test_training_faults import assert_resumed_from_newest, check_checkpoints_after_kill, harness, newest_step
 
 from recipes import checkpointing, finetune
-from recipes.checkpointing import MARKER, complete_checkpoints
 
 recipe_tests = importlib.import_module("test_finetune")  # tests/recipes is on sys.path once test_training_faults is
 
@@ -101,17 +100,7 @@ def kill_and_resume(reference: dict, output_dir: Path, kinds: list[str], seed: i
         counts["runs_recovered"] += index > 0  # it started after a kill, from the newest checkpoint (checked below)
         counts["resumed_at"].append(resumed_at)
         assert_resumed_from_newest(result.stdout, resumed_at, checkpoints)
-        # No complete checkpoint was damaged: those seen before are unchanged unless rotated out by a newer one.
-        now = {path.name: harness.weights(path) for path in complete_checkpoints(checkpoints)}
-        for name, tensors in previous.items():
-            if name in now:
-                harness.assert_bitwise_equal(now[name], tensors)
-            elif not now or max(now) < name:
-                counts["checkpoints_lost"] += 1
-        assert newest_step(output_dir) >= resumed_at, f"{kind} {kill}: the newest checkpoint went back"
-        for path in checkpoints.glob(".step_*.tmp"):
-            assert not (path / MARKER).exists(), f"{path.name} is marked complete"
-        previous = now
+        previous = check_checkpoints_after_kill(output_dir, previous, resumed_at, counts, f"{kind} {kill}")
 
     resumed_at = newest_step(output_dir)
     capsys.readouterr()

@@ -82,6 +82,23 @@ def assert_resumed_from_newest(stdout: str, resumed_at: int, checkpoints: Path):
         assert expected in stdout, stdout[-2000:]
 
 
+def check_checkpoints_after_kill(output_dir: Path, previous: dict, resumed_at: int, counts: dict, label: str) -> dict:
+    """After a killed run: no complete checkpoint was damaged (those seen before are unchanged unless rotated out by a
+    newer one; a lost one is counted), the newest did not go back, no partial folder is marked complete. Returns the
+    complete checkpoints' weights, to compare after the next kill."""
+    checkpoints = output_dir / "checkpoints"
+    now = {path.name: harness.weights(path) for path in complete_checkpoints(checkpoints)}
+    for name, tensors in previous.items():
+        if name in now:
+            harness.assert_bitwise_equal(now[name], tensors)
+        elif not now or max(now) < name:
+            counts["checkpoints_lost"] += 1
+    assert newest_step(output_dir) >= resumed_at, f"{label}: the newest checkpoint went back"
+    for path in checkpoints.glob(".step_*.tmp"):
+        assert not (path / MARKER).exists(), f"{path.name} is marked complete"
+    return now
+
+
 def kill_and_resume(reference: dict, output_dir: Path, kinds: list[str], seed: int) -> dict:
     """Runs the recipe, SIGKILLed once per entry of `kinds` (each run resuming with `latest`), then lets it finish.
     Returns the counts of the report."""
@@ -98,17 +115,7 @@ def kill_and_resume(reference: dict, output_dir: Path, kinds: list[str], seed: i
         counts["faults_injected"] += 1
         counts["runs_recovered"] += index > 0  # it started after a kill, from the newest checkpoint (checked below)
         assert_resumed_from_newest(result.stdout, resumed_at, checkpoints)
-        # No complete checkpoint was damaged: those seen before are unchanged unless rotated out by a newer one.
-        now = {path.name: harness.weights(path) for path in complete_checkpoints(checkpoints)}
-        for name, tensors in previous.items():
-            if name in now:
-                harness.assert_bitwise_equal(now[name], tensors)
-            elif not now or max(now) < name:
-                counts["checkpoints_lost"] += 1
-        assert newest_step(output_dir) >= resumed_at, f"{kind} {kill}: the newest checkpoint went back"
-        for path in checkpoints.glob(".step_*.tmp"):
-            assert not (path / MARKER).exists(), f"{path.name} is marked complete"
-        previous = now
+        previous = check_checkpoints_after_kill(output_dir, previous, resumed_at, counts, f"{kind} {kill}")
 
     resumed_at = newest_step(output_dir)
     final = harness.run_recipe(args)
