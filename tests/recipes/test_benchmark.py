@@ -39,6 +39,7 @@ def test_benchmark_end_to_end_on_a_tiny_config(tmp_path, capsys):
     assert report["attention"]["gpt1"]["reference"] == "eager"  # transformers' GPT-1 has no sdpa
     saved = json.loads((tmp_path / "benchmark.json").read_text())
     assert saved["machine"]["matmul_flops_fp32"] > 0 and saved["machine"]["read_bandwidth"] > 0
+    assert saved["machine"]["device"]  # the CPU's name (platform.processor() alone is often empty on Linux)
     assert (tmp_path / "benchmark.png").stat().st_size > 0
 
 
