@@ -68,7 +68,10 @@ class GPT1OriginsConfig(PreTrainedConfig):
         use_cache: Return the KV cache from forward by default (used by `generate`).
         loss_chunk_size: In training mode with labels, the LM head model computes its head and loss this many tokens
             at a time, gradients included, without ever holding the whole batch's logits (returned as None); `None`
-            gives the plain path. Not part of the architecture: any value gives the same loss and gradients.
+            gives the plain path. The double-heads model does the same for its auxiliary LM loss in fine-tuning. The
+            tied token embedding then adds its gradient rows into the head's weight gradient in place: one
+            (vocab_size, n_embd) gradient instead of two. Not part of the architecture: any value gives the same loss
+            and gradients.
     """
 
     model_type = "gpt1-origins"

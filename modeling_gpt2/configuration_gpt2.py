@@ -60,8 +60,10 @@ class GPT2OriginsConfig(PreTrainedConfig):
         use_cache: Return the KV cache from forward by default (used by `generate`).
         loss_chunk_size: In training mode with labels, compute the LM head and its loss this many tokens at a time,
             gradients included, without ever holding the whole batch's logits (they are returned as None); `None`
-            gives the plain path (logits, then transformers' loss). Not part of the architecture: any value gives the
-            same loss and gradients within float rounding.
+            gives the plain path (logits, then transformers' loss). With the head tied to the token embedding, the
+            embedding's gradient rows are added into the head's weight gradient in place: one (vocab_size, n_embd)
+            gradient instead of two. Not part of the architecture: any value gives the same loss and gradients
+            within float rounding.
     """
 
     model_type = "gpt2-origins"

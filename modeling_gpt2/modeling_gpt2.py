@@ -12,6 +12,7 @@ loss honours `num_items_in_batch` so Trainer's gradient accumulation equals one 
 import math
 import os
 import tempfile
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -454,6 +455,76 @@ def _check_labels(config: GPT2OriginsConfig, labels: torch.Tensor, expected_shap
             )
 
 
+class TiedWeightGrad:
+    """The gradient of the weight the LM head shares with the token embedding, on its way from the head's backward to
+    the embedding's.
+
+    With tied weights autograd adds two (V, C) gradients: the head's, and the embedding's, a fresh (V, C) zero tensor
+    into which the batch's rows are added. Here the head's backward (`ChunkedLMHeadLoss`) leaves its gradient with this
+    object and the embedding's backward (`TiedEmbedding`), which runs after it, adds the batch's rows to it in place:
+    one (V, C) tensor instead of two, and no zero-filling of the second (a 50,257 x 768 fp32 tensor is 154 MB). When
+    the embedding's backward will not run in this backward pass (`torch.autograd.grad` for other inputs, a detach in
+    between), the head returns its gradient as usual.
+    """
+
+    def __init__(self):
+        self.embedding_node = None  # weak reference to the embedding's backward node, set by `tied_embedding`
+        self.grad = None  # the head's weight gradient, (V, C), between the two backwards
+
+    @classmethod
+    def for_training_step(cls, head_weight: torch.Tensor, embedding_weight: torch.Tensor) -> "TiedWeightGrad | None":
+        """One for a training step whose LM head weight is the token embedding's, else None (untied weights, no
+        gradient wanted, torch.compile tracing, or a tensor subclass such as a sharded DTensor)."""
+        usable = (
+            head_weight is embedding_weight
+            and head_weight.requires_grad
+            and torch.is_grad_enabled()
+            and type(head_weight.data) is torch.Tensor
+            and not torch.compiler.is_compiling()
+        )
+        return cls() if usable else None
+
+    def hand_over(self, grad_weight: torch.Tensor) -> bool:
+        """In the head's backward: give the weight gradient to the embedding's backward if that will run."""
+        node = self.embedding_node() if self.embedding_node is not None else None
+        if node is None or not torch._C._will_engine_execute_node(node):
+            return False
+        self.grad = grad_weight
+        return True
+
+
+class TiedEmbedding(torch.autograd.Function):
+    """`nn.functional.embedding` whose backward adds its rows to the LM head's weight gradient (see `TiedWeightGrad`).
+    Same forward; the same gradient as the plain embedding plus the head, to float rounding."""
+
+    @staticmethod
+    def forward(ctx, input_ids, weight, tied_grad: TiedWeightGrad):
+        # input_ids: (B, T); weight: (V, C). Returns (B, T, C).
+        ctx.save_for_backward(input_ids)
+        ctx.weight_shape, ctx.weight_dtype, ctx.tied_grad = weight.shape, weight.dtype, tied_grad
+        return nn.functional.embedding(input_ids, weight)
+
+    @staticmethod
+    def backward(ctx, grad_output):  # grad_output: (B, T, C)
+        if not ctx.needs_input_grad[1]:
+            return None, None, None
+        (input_ids,) = ctx.saved_tensors
+        grad_weight, ctx.tied_grad.grad = ctx.tied_grad.grad, None  # (V, C), or None if the head's did not come here
+        if grad_weight is None:
+            grad_weight = grad_output.new_zeros(ctx.weight_shape, dtype=ctx.weight_dtype)  # (V, C)
+        rows = grad_output.reshape(-1, grad_output.shape[-1]).to(grad_weight.dtype)  # (B*T, C)
+        grad_weight.index_put_((input_ids.reshape(-1),), rows, accumulate=True)  # repeated ids add up
+        return None, grad_weight, None
+
+
+def tied_embedding(input_ids: torch.Tensor, weight: torch.Tensor, tied_grad: TiedWeightGrad) -> torch.Tensor:
+    """The token embeddings (B, T, C) of input_ids (B, T), through `TiedEmbedding`."""
+    embeddings = TiedEmbedding.apply(input_ids, weight, tied_grad)
+    if embeddings.grad_fn is not None:
+        tied_grad.embedding_node = weakref.ref(embeddings.grad_fn)  # weak: the graph, not this object, owns it
+    return embeddings
+
+
 class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
     """The GPT-2 transformer: token + learned position embeddings, `n_layer` pre-LN blocks, a final LayerNorm."""
 
@@ -484,6 +555,7 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        tied_weight_grad: TiedWeightGrad | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
         r"""
@@ -499,6 +571,9 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
             packed documents, and attention does not cross them.
         inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*):
             Token embeddings to use instead of `input_ids`.
+        tied_weight_grad (`TiedWeightGrad`, *optional*):
+            Set by the LM head in a training step with the chunked loss: `wte`'s backward then adds its rows to the
+            head's weight gradient in place (see `TiedWeightGrad`).
         """
         kwargs.pop("output_attentions", None)
         kwargs.pop("output_hidden_states", None)
@@ -508,7 +583,9 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
-        if inputs_embeds is None:
+        if inputs_embeds is None and tied_weight_grad is not None:
+            inputs_embeds = tied_embedding(input_ids, self.wte.weight, tied_weight_grad)  # (B, T, C)
+        elif inputs_embeds is None:
             inputs_embeds = self.wte(input_ids)  # (B, T, C)
         seq_len = inputs_embeds.shape[1]
 
@@ -547,9 +624,10 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden_states, weight, targets, target_weights, chunk_size: int):
+    def forward(ctx, hidden_states, weight, targets, target_weights, chunk_size: int, tied_grad=None):
         # hidden_states: (N, C); weight: (V, C); targets: (N,) token ids (any negative id: no target); target_weights:
-        # (N,) float, the weight of each target's cross-entropy in the loss (0 for no target). Returns a scalar.
+        # (N,) float, the weight of each target's cross-entropy in the loss (0 for no target); tied_grad: a
+        # `TiedWeightGrad` when the weight is also the token embedding's, else None. Returns a scalar.
         device_type = hidden_states.device.type
         dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
         needs_hidden_grad, needs_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -585,7 +663,7 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
                     grad_weight += (grad_logits.t() @ hidden).float()  # (V, C), the sum kept in fp32
         # Kept on ctx, not saved tensors: backward scales them in place (a second (V, C) copy would double the
         # memory this saves), so they serve one backward.
-        ctx.grads, ctx.used = (grad_hidden, grad_weight), False
+        ctx.grads, ctx.used, ctx.tied_grad = (grad_hidden, grad_weight), False, tied_grad
         return loss
 
     @staticmethod
@@ -600,7 +678,9 @@ class ChunkedLMHeadLoss(torch.autograd.Function):
         ctx.grads = None
         grad_hidden = grad_hidden.mul_(grad_output) if grad_hidden is not None else None
         grad_weight = grad_weight.mul_(grad_output).to(ctx.weight_dtype) if grad_weight is not None else None
-        return grad_hidden, grad_weight, None, None, None
+        if grad_weight is not None and ctx.tied_grad is not None and ctx.tied_grad.hand_over(grad_weight):
+            grad_weight = None  # the token embedding's backward adds its rows to it and returns the sum
+        return grad_hidden, grad_weight, None, None, None, None
 
 
 def chunked_lm_head_loss(
@@ -611,12 +691,14 @@ def chunked_lm_head_loss(
     num_items_in_batch: torch.Tensor | int | None = None,
     ignore_index: int = -100,
     shift_labels: torch.Tensor | None = None,
+    tied_grad: TiedWeightGrad | None = None,
     **kwargs,
 ) -> torch.Tensor:
     """transformers' `ForCausalLMLoss(lm_head(hidden_states), labels, ...)` without the logits: the same shift
     (position t predicts labels[t + 1]), the same mean over targets or sum / `num_items_in_batch`.
 
-    hidden_states: (B, T, C); weight: the LM head's (V, C); labels: (B, T). Returns a scalar.
+    hidden_states: (B, T, C); weight: the LM head's (V, C); labels: (B, T); tied_grad: the `TiedWeightGrad` the token
+    embedding was looked up with, when the weight is shared. Returns a scalar.
     """
     if shift_labels is None:
         shift_labels = nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]  # (B, T)
@@ -627,7 +709,7 @@ def chunked_lm_head_loss(
         divisor = valid.sum()  # a mean over no target is NaN, as in transformers
     else:
         divisor = torch.as_tensor(num_items_in_batch, device=hidden_states.device).float()
-    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, valid / divisor, chunk_size)
+    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, valid / divisor, chunk_size, tied_grad)
 
 
 class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
@@ -670,6 +752,10 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
         and `logits` is None: a training step never holds the logits of the whole batch. `model.eval()`, or
         `config.loss_chunk_size = None`, gives the logits.
         """
+        chunked_loss = labels is not None and self.training and bool(self.config.loss_chunk_size)
+        tied_grad = None
+        if chunked_loss and input_ids is not None:
+            tied_grad = TiedWeightGrad.for_training_step(self.lm_head.weight, self.transformer.wte.weight)
         outputs: BaseModelOutputWithPast = self.transformer(
             input_ids,
             cache=cache,
@@ -677,6 +763,7 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            tied_weight_grad=tied_grad,
             **kwargs,
         )
         hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
@@ -684,10 +771,13 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
         logits, loss = None, None
         if labels is not None:
             _check_labels(self.config, labels, hidden_states.shape[:-1])
-        if labels is not None and self.training and self.config.loss_chunk_size:
-            # Training: the fused chunked loss, no (B, T, vocab_size) logits (they are returned as None).
+        if chunked_loss:
+            # Training: the fused chunked loss, no (B, T, vocab_size) logits (they are returned as None); with tied
+            # weights one (V, C) gradient serves the head and the embedding.
             chunk_size = self.config.loss_chunk_size
-            loss = chunked_lm_head_loss(hidden_states, self.lm_head.weight, labels, chunk_size, **kwargs)
+            loss = chunked_lm_head_loss(
+                hidden_states, self.lm_head.weight, labels, chunk_size, tied_grad=tied_grad, **kwargs
+            )
         else:
             logits = self.lm_head(hidden_states)  # (B, T, vocab_size)
             if labels is not None:

@@ -331,6 +331,96 @@ def check_chunked_loss_equals_plain(model_cls, config):
         assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=f"compiled {name}")
 
 
+def check_tied_embedding_gradient(model_cls, config):
+    """In a chunked training step the LM head hands its weight gradient to the tied token embedding's backward, which
+    adds its rows in place (`TiedWeightGrad`): the same gradients as the plain path whenever the embedding's backward
+    runs, and whenever it does not (autograd.grad for other inputs, a detach between), with or without an existing
+    .grad, for untied weights and for inputs_embeds; and no (V, C) dense embedding gradient is built."""
+    config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
+    model = build(model_cls, config, "sdpa").train()
+    ids = random_ids(config, 2, 9)
+    ids[0, :4] = ids[1, -1]  # repeated ids: their rows add up
+    embedding = model.get_input_embeddings().weight
+    assert model.lm_head.weight is embedding
+    block = model.transformer.h[config.n_layer - 1].mlp.c_fc.weight
+    module = sys.modules[model_cls.__module__]
+
+    def run(chunk_size, step, **kwargs):
+        model.config.loss_chunk_size = chunk_size
+        return step(model(**kwargs, labels=ids).loss)
+
+    def backward(loss):
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        return {name: param.grad.clone() for name, param in model.named_parameters() if param.grad is not None}
+
+    def same(ours: dict, plain: dict, what: str):
+        assert ours.keys() == plain.keys(), what
+        for name, grad in plain.items():
+            assert_close(ours[name], grad, atol=1e-6, rtol=1e-5, msg=f"{what}: {name}")
+
+    # The hand-over happens, and the step builds no dense (V, C) token-embedding gradient (the positions' remains).
+    def dense_embedding_backwards(chunk_size):
+        with torch.profiler.profile() as profile:
+            grads = run(chunk_size, backward, input_ids=ids)
+        return grads, sum(event.name == "aten::embedding_dense_backward" for event in profile.events())
+
+    handed = []
+    original = module.TiedWeightGrad.hand_over
+    module.TiedWeightGrad.hand_over = lambda self, grad: handed.append(original(self, grad)) or handed[-1]
+    try:
+        (tied, tied_count), (plain, plain_count) = dense_embedding_backwards(4), dense_embedding_backwards(None)
+    finally:
+        module.TiedWeightGrad.hand_over = original
+    assert handed == [True]
+    assert (tied_count, plain_count) == (1, 2)
+    same(tied, plain, "tied")
+
+    # Accumulating into existing gradients (two micro-batches without zero_grad).
+    def twice(chunk_size):
+        model.config.loss_chunk_size = chunk_size
+        model.zero_grad(set_to_none=True)
+        for _ in range(2):
+            model(input_ids=ids, labels=ids).loss.backward()
+        return {name: param.grad.clone() for name, param in model.named_parameters()}
+
+    same(twice(4), twice(None), "accumulated")
+
+    # autograd.grad for the shared weight, and for a block's weight only (the embedding's backward does not run).
+    def grad_of(*inputs):
+        return lambda loss: torch.autograd.grad(loss, inputs)
+
+    for inputs in ((embedding,), (block,), (block, embedding)):
+        model.zero_grad(set_to_none=True)
+        ours, plain = run(4, grad_of(*inputs), input_ids=ids), run(None, grad_of(*inputs), input_ids=ids)
+        for mine, theirs in zip(ours, plain, strict=True):
+            assert_close(mine, theirs, atol=1e-6, rtol=1e-5)
+        assert embedding.grad is None  # autograd.grad leaves .grad alone
+
+    # The embedding's output detached before the blocks: only the head's part reaches the shared weight.
+    hook = model.transformer.h[0].register_forward_pre_hook(lambda _, args: (args[0].detach(),))
+    try:
+        detached = run(4, backward, input_ids=ids)
+        same(detached, run(None, backward, input_ids=ids), "detached")
+    finally:
+        hook.remove()
+    assert (
+        len(detached) == len(list(model.parameters())) - 1
+    )  # all but the position embedding; the tied one: the head's
+
+    # inputs_embeds: no hand-over (the embedding is the caller's), same gradients.
+    embeds = lambda: model.get_input_embeddings()(ids)  # noqa: E731
+    model.zero_grad(set_to_none=True)
+    same(run(4, backward, inputs_embeds=embeds()), run(None, backward, inputs_embeds=embeds()), "inputs_embeds")
+
+    # Untied weights: each keeps its own gradient.
+    config.tie_word_embeddings = False
+    untied = build(model_cls, config, "sdpa").train()
+    assert untied.lm_head.weight is not untied.get_input_embeddings().weight
+    model = untied
+    same(run(4, backward, input_ids=ids), run(None, backward, input_ids=ids), "untied")
+
+
 def check_static_cache_decode(model_cls, config, pad_id=0):
     """The compile-friendly decode path: `generate(cache_implementation="static")` (transformers' StaticCache,
     preallocated, written in place) gives the tokens the dynamic cache gives, on a left-padded batch; and a decode

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from causal_lm_checks import check_chunked_loss_equals_plain, check_static_cache_decode
+from causal_lm_checks import check_chunked_loss_equals_plain, check_static_cache_decode, check_tied_embedding_gradient
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -220,6 +220,10 @@ def test_lm_training_step_parity_with_transformers(tmp_path):
 
 def test_chunked_loss_equals_plain_loss():
     check_chunked_loss_equals_plain(GPT1OriginsLMHeadModel, tiny_config())
+
+
+def test_tied_embedding_gradient_is_one_tensor():
+    check_tied_embedding_gradient(GPT1OriginsLMHeadModel, tiny_config())
 
 
 def test_static_cache_decode_equals_dynamic_and_compiles():
@@ -493,7 +497,8 @@ def test_task_forward_and_backward(task_type, num_labels, num_sequences):
 )
 def test_chunked_auxiliary_lm_loss_equals_plain(task_type, num_labels, num_sequences):
     """Fine-tuning's auxiliary LM loss through the chunked head (training mode) equals the plain per-sequence means:
-    loss, task and LM parts and every gradient, with padding, an ignored example and num_items_in_batch."""
+    loss, task and LM parts and every gradient, with padding, an ignored example and num_items_in_batch. The chunked
+    step also builds no dense (V, C) token-embedding gradient: the head's weight gradient takes the rows in place."""
     model = task_model(task_type, num_labels=num_labels).train()
     input_ids, attention_mask = task_batch(3, num_sequences, seed=4)
     if task_type == "multiple_choice":
@@ -507,9 +512,12 @@ def test_chunked_auxiliary_lm_loss_equals_plain(task_type, num_labels, num_seque
         for chunk_size in (None, 5):
             model.config.loss_chunk_size = chunk_size
             model.zero_grad(set_to_none=True)
-            outputs = model(input_ids, attention_mask=attention_mask, labels=labels, **extra)
-            outputs.loss.backward()
+            with torch.profiler.profile() as profile:
+                outputs = model(input_ids, attention_mask=attention_mask, labels=labels, **extra)
+                outputs.loss.backward()
             grads = {name: param.grad.clone() for name, param in model.named_parameters() if param.grad is not None}
+            dense = sum(event.name == "aten::embedding_dense_backward" for event in profile.events())
+            assert dense == (2 if chunk_size is None else 1)  # tokens and positions; chunked: positions only
             results.append((outputs, grads))
         (plain, plain_grads), (chunked, grads) = results
         assert plain.lm_logits is not None and chunked.lm_logits is None

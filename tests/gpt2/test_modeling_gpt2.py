@@ -15,6 +15,7 @@ from causal_lm_checks import (
     check_remote_code_load,
     check_save_load_round_trip,
     check_static_cache_decode,
+    check_tied_embedding_gradient,
     check_trainer_gradient_accumulation,
     left_pad,
     random_ids,
@@ -165,6 +166,10 @@ def test_compile_fullgraph_training_step():
 
 def test_chunked_loss_equals_plain_loss():
     check_chunked_loss_equals_plain(GPT2OriginsLMHeadModel, tiny_config())
+
+
+def test_tied_embedding_gradient_is_one_tensor():
+    check_tied_embedding_gradient(GPT2OriginsLMHeadModel, tiny_config())
 
 
 def test_static_cache_decode_equals_dynamic_and_compiles():
