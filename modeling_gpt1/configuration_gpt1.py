@@ -200,6 +200,7 @@ class GPT1OriginsConfig(PreTrainedConfig):
                     f"one linear layer (`{name}`={supported!r})."
                 )
 
+    # Copied from modeling_gpt2.configuration_gpt2.GPT2OriginsConfig.get_config_dict with GPT2->GPT1, GPT-2->GPT-1
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
         """transformers' reading of config.json, where a missing file is an error instead of the default config."""
@@ -211,6 +212,7 @@ class GPT1OriginsConfig(PreTrainedConfig):
             )
         return config_dict, kwargs
 
+    # Copied from modeling_gpt2.configuration_gpt2.GPT2OriginsConfig.from_dict with GPT2->GPT1, GPT-2->GPT-1
     @classmethod
     def from_dict(cls, config_dict, **kwargs):
         """A config from the fields of a config.json; one that is not a JSON object, or that belongs to another model

@@ -146,7 +146,7 @@ class GPT1OriginsMLP(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.act(self.c_fc(hidden_states))  # (B, T, 4C)
-        return self.dropout(self.c_proj(hidden_states))
+        return self.dropout(self.c_proj(hidden_states))  # (B, T, C)
 
 
 class GPT1OriginsBlock(GradientCheckpointingLayer):
@@ -432,9 +432,11 @@ class TiedWeightGrad:
     @classmethod
     def for_training_step(cls, head_weight: torch.Tensor, embedding_weight: torch.Tensor) -> "TiedWeightGrad | None":
         """One for a training step whose LM head weight is the token embedding's, else None (untied weights, no
-        gradient wanted, torch.compile tracing, or a tensor subclass such as a sharded DTensor)."""
+        gradient wanted, torch.compile tracing, a tensor subclass such as a sharded DTensor, or a torch without the
+        engine query this relies on)."""
         usable = (
-            head_weight is embedding_weight
+            hasattr(torch._C, "_will_engine_execute_node")
+            and head_weight is embedding_weight
             and head_weight.requires_grad
             and torch.is_grad_enabled()
             and type(head_weight.data) is torch.Tensor
