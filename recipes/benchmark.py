@@ -11,9 +11,9 @@ gives the median of each and the ratio ours / reference (> 1 is faster for speed
 - `train_memory`: the peak memory a training step adds to the model, its gradients and optimizer state (CUDA:
   allocator peak; CPU: growth of the peak RSS, reset before the step, in a fresh subprocess holding only that model).
 
-Each runs in fp32 and under bf16 autocast (`--dtypes`). The machine's own limits are measured first: matmul FLOP/s
-(fp32, bf16) and memory read bandwidth. Results: a table on stdout, `benchmark.json` and `benchmark.png` in
-`--output_dir`.
+Each runs in fp32 and under bf16 autocast (`--dtypes`). The machine's own limits are measured before and after the
+cases, and the better of the two counts: peak matmul FLOP/s (fp32, bf16) and memory read bandwidth. Results: a table
+on stdout, `benchmark.json` and `benchmark.png` in `--output_dir`.
 
     python -m recipes.benchmark                                   # 124M GPT-2 and GPT-1, sequence 128/512/1024
     python -m recipes.benchmark --device cuda --dtypes bf16 --seq_lens 1024 --attn_implementation sdpa
@@ -161,7 +161,7 @@ def autocast(device, dtype: str):
     return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
 
 
-def speed_cases(models: dict, config, device, dtype, seq_len, args, limits):
+def speed_cases(models: dict, config, device, dtype, seq_len, args):
     """Rows of one (family, dtype, seq_len): train and forward tokens/s, generation new tokens/s at each of
     `args.generate_batches` (the cases in `args.cases`)."""
     batch_size, new_tokens, warmup, repeats = args.batch_size, args.new_tokens, args.warmup, args.repeats
@@ -181,15 +181,13 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args, limits):
 
     if "train" in args.cases:
         seconds = time_alternately({n: (lambda n=n: train_step(n)) for n in models}, device, warmup, repeats)
-        flops = training_flops_per_token(config, seq_len) * batch_size * seq_len
-        peak = limits[f"matmul_flops_{dtype}"]
         rows.append(
             {
                 "case": "train",
                 "seq_len": seq_len,
                 "batch_size": batch_size,
+                "flops_per_token": training_flops_per_token(config, seq_len),  # for the MFU (`add_utilisation`)
                 **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
-                **{f"{n}_mfu": flops / s / peak for n, s in seconds.items()},
             }
         )
 
@@ -234,8 +232,7 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args, limits):
             **{f"{n}_tokens_per_s": generate_batch * new_tokens / s for n, s in seconds.items()},
         }
         if generate_batch == 1:
-            bound = limits["read_bandwidth"] / weight_bytes  # tokens/s if each token reads every weight once
-            row.update({f"{n}_bandwidth_fraction": row[f"{n}_tokens_per_s"] / bound for n in seconds})
+            row["weight_bytes"] = weight_bytes  # each new token reads every weight once (`add_utilisation`)
         rows.append(row)
     return rows
 
@@ -304,6 +301,21 @@ def train_memory(args, family, dtype, seq_len, device) -> dict:
         result[f"{which}_bytes"] = queue.get(timeout=1800)
         process.join()
     return result
+
+
+def add_utilisation(rows: list[dict], limits: dict[str, float]):
+    """Model FLOPs utilisation of the training rows against the peak matmul rate of their dtype, and for batch-1
+    generation the fraction of the bound that reading every weight once per token at the read bandwidth sets."""
+    for row in rows:
+        if "flops_per_token" in row:
+            peak = limits[f"matmul_flops_{row['dtype']}"]
+            for name in ("ours", "reference"):
+                row[f"{name}_mfu"] = row[f"{name}_tokens_per_s"] * row["flops_per_token"] / peak
+        if "weight_bytes" in row:
+            bound = limits["read_bandwidth"] / row["weight_bytes"]  # tokens/s
+            for name in ("ours", "reference"):
+                row[f"{name}_bandwidth_fraction"] = row[f"{name}_tokens_per_s"] / bound
+        add_ratios(row)
 
 
 def add_ratios(row: dict):
@@ -383,7 +395,7 @@ def run(args) -> dict:
                 print(f"{family}: sequence {seq_len} exceeds n_positions={config.n_positions}: skipped")
                 continue
             for dtype in args.dtypes:
-                new_rows = speed_cases(models, config, device, dtype, seq_len, args, limits)
+                new_rows = speed_cases(models, config, device, dtype, seq_len, args)
                 if "memory" in args.cases:
                     new_rows.append(train_memory(args, family, dtype, seq_len, device))
                 for row in new_rows:
@@ -392,6 +404,11 @@ def run(args) -> dict:
                     print_table([row], header=not rows)  # progress: a 124M run on CPUs takes a while
                     rows.append(row)
         del models, ours, reference
+    # The machine's speed drifts over a long run (a shared host): its limits are measured again at the end and the
+    # better of the two is the peak that utilisation is measured against.
+    end_limits = machine_limits(device, args.repeats)
+    limits = {key: max(value, end_limits[key]) for key, value in limits.items()}
+    add_utilisation(rows, limits)
     return {
         "settings": {k: v for k, v in vars(args).items() if k != "output_dir"},
         "machine": {
