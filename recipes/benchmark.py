@@ -27,7 +27,6 @@ transformers' GPT-1 (OpenAIGPTLMHeadModel) has no KV cache: its `generate()` rec
 
 import argparse
 import json
-import math
 import multiprocessing
 import platform
 import resource
@@ -92,8 +91,9 @@ def synchronize(device: torch.device):
         torch.cuda.synchronize(device)
 
 
-def time_alternately(functions: dict, device, warmup: int, repeats: int) -> dict[str, float]:
-    """Median seconds per call of each function; the functions take turns so that drift hits all of them alike."""
+def time_alternately(functions: dict, device, warmup: int, repeats: int, reduce=statistics.median) -> dict[str, float]:
+    """Seconds per call of each function, the median of `repeats` (or another `reduce`, e.g. `min` for a machine's
+    best case); the functions take turns so that drift hits all of them alike."""
     for _ in range(warmup):
         for function in functions.values():
             function()
@@ -105,21 +105,7 @@ def time_alternately(functions: dict, device, warmup: int, repeats: int) -> dict
             function()
             synchronize(device)
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
-def best_seconds(function, device, warmup: int, repeats: int) -> float:
-    """The fastest of `repeats` timed calls after `warmup` untimed ones: a machine's limit is its best case."""
-    for _ in range(warmup):
-        function()
-    synchronize(device)
-    fastest = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
+    return {name: reduce(values) for name, values in times.items()}
 
 
 def machine_limits(device: torch.device, repeats: int) -> dict[str, float]:
@@ -134,10 +120,11 @@ def machine_limits(device: torch.device, repeats: int) -> dict[str, float]:
         for size in sizes:
             a = torch.randn(size, size, device=device, dtype=dtype)
             b = torch.randn(size, size, device=device, dtype=dtype)
-            best = max(best, 2 * size**3 / best_seconds(lambda: a @ b, device, warmup=2, repeats=repeats))
+            seconds = time_alternately({"mm": lambda: a @ b}, device, warmup=2, repeats=repeats, reduce=min)["mm"]
+            best = max(best, 2 * size**3 / seconds)
         limits[f"matmul_flops_{name}"] = best
     data = torch.ones(256 * 2**20 // 4, device=device)  # 256 MiB of fp32, far beyond any cache
-    seconds = best_seconds(lambda: data.sum(), device, warmup=2, repeats=repeats)
+    seconds = time_alternately({"sum": lambda: data.sum()}, device, warmup=2, repeats=repeats, reduce=min)["sum"]
     limits["read_bandwidth"] = data.numel() * data.element_size() / seconds
     return limits
 
