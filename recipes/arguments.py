@@ -1,0 +1,155 @@
+"""Recipe options as dataclasses, read from the command line and from YAML run configs.
+
+Every recipe declares its options as dataclasses (one field per option, its default and its help in one place, its
+range checks in `__post_init__`) and parses them with `parse_arguments`, which builds on transformers'
+`HfArgumentParser`. The precedence is: the dataclass defaults, then the run config (`--config FILE.yaml`, or the name
+of a file in `recipes/configs/`, e.g. `--config demo-gpt1`), then the command line:
+
+    python -m recipes.pretrain --config recipes/configs/gpt2-124M.yaml --max_steps 200
+
+A run config is a flat YAML mapping of option names to values. A key that is not an option of the recipe, or a value
+of the wrong type, is an error naming the key, the file and the options; so is a bad value on the command line. The
+checks run before the recipe does any work, and nothing changes the parsed options afterwards.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+CONFIGS = Path(__file__).parent / "configs"
+
+
+def config_path(name: str | os.PathLike) -> Path:
+    """A run config by path, or by name in `recipes/configs/` (with or without `.yaml`)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    for candidate in (CONFIGS / f"{name}", CONFIGS / f"{name}.yaml"):
+        if candidate.is_file() and candidate.suffix in (".yaml", ".yml"):
+            return candidate
+    known = sorted(p.stem for p in CONFIGS.glob("*.yaml") if not is_launch_config(p))
+    raise FileNotFoundError(
+        f"--config {os.fspath(name)!r} is neither a YAML file nor a run config of {CONFIGS} ({known})"
+    )
+
+
+def is_launch_config(path: Path) -> bool:
+    """Accelerate's launch configs (`accelerate launch --config_file`) sit in the same folder; they are not runs."""
+    with open(path) as file:
+        head = yaml.safe_load(file) or {}
+    return isinstance(head, dict) and "distributed_type" in head
+
+
+def read_config(name: str | os.PathLike) -> dict:
+    path = config_path(name)
+    try:
+        with open(path) as file:
+            values = yaml.safe_load(file) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{os.fspath(path)!r} is not valid YAML: {error}") from None
+    if not isinstance(values, dict) or not all(isinstance(key, str) for key in values):
+        raise ValueError(
+            f"{os.fspath(path)!r} must be a mapping of option names to values, got {type(values).__name__}"
+        )
+    if is_launch_config(path):
+        raise ValueError(
+            f"{os.fspath(path)!r} is an Accelerate launch config: give it to `accelerate launch --config_file`, and a "
+            f"run config (recipes/configs/*.yaml without distributed_type) to --config."
+        )
+    return values
+
+
+def _check_config_keys(parser: argparse.ArgumentParser, values: dict, source: str):
+    known = {action.dest for action in parser._actions if action.dest != "help"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source} sets {unknown}, which are not options of this recipe; known: {sorted(known)}")
+
+
+def _as_argv(parser: argparse.ArgumentParser, values: dict) -> list[str]:
+    """A run config as command-line words, so that its values are converted and checked exactly like typed ones."""
+    actions = {action.dest: action for action in parser._actions}
+    argv = []
+    for key, value in values.items():
+        action = actions[key]
+        flag = action.option_strings[0]
+        if value is None:
+            continue  # the dataclass default (None) stays
+        if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+            if not isinstance(value, bool):
+                raise ValueError(f"option {key!r} must be true or false, got {value!r}")
+            if value != action.default:
+                argv.append(flag)
+            continue
+        if isinstance(value, dict):
+            raise ValueError(f"option {key!r} takes a value, not a mapping ({value!r})")
+        if action.nargs in ("+", "*"):
+            items = value if isinstance(value, list) else [value]
+            argv += [flag, *(str(item) for item in items)]
+        elif isinstance(value, list):
+            raise ValueError(f"option {key!r} takes one value, got the list {value!r}")
+        else:
+            argv += [flag, str(value).lower() if isinstance(value, bool) else str(value)]
+    return argv
+
+
+def parse_arguments(dataclass_types, argv=None, prog=None, description=None, default_config=None):
+    """Parses `argv` (default: sys.argv[1:]) into one instance of each dataclass type.
+
+    `default_config(namespace) -> name or None`: a run config to use when the command line gives no `--config` (the
+    pre-training recipe runs its CPU demo that way). A bad option, config or value exits with status 2 and a one-line
+    message, like argparse.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(
+        dataclass_types, prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="a YAML run config (a file, or a name in recipes/configs/); options on the command line override it",
+    )
+    required = [action for action in parser._actions if action.required]
+    for action in required:  # a required option may come from the run config: checked once that is read
+        action.required = False
+    given, _ = parser.parse_known_args(argv)
+    for action in required:
+        action.required = True
+    name = given.config
+    if name is None and default_config is not None:
+        name = default_config(given)
+    config_argv = []
+    if name is not None:
+        try:
+            values = read_config(name)
+            _check_config_keys(parser, values, f"--config {os.fspath(name)!r}")
+            config_argv = _as_argv(parser, values)
+            for action in required:
+                action.required = action.dest not in values
+        except (OSError, ValueError) as error:
+            parser.error(str(error))
+    try:
+        # The config first, the command line after it: the last value given wins.
+        parsed = parser.parse_args_into_dataclasses(args=[*config_argv, *argv], look_for_args_file=False)
+    except (ValueError, TypeError) as error:  # a `__post_init__` check
+        parser.error(str(error))
+    return parsed[:-1] if len(parsed) > len(dataclass_types) else parsed
+
+
+def as_dict(*instances) -> dict:
+    """The options of parsed dataclasses as one flat dict (results files, trackers)."""
+    merged = {}
+    for instance in instances:
+        merged.update(dataclasses.asdict(instance))
+    return merged
+
+
+def at_least(name: str, value, minimum):
+    """The range checks of `__post_init__`: `value` (when given) must be >= `minimum`."""
+    if value is not None and value < minimum:
+        raise ValueError(f"--{name} must be at least {minimum}, got {value}")
