@@ -73,7 +73,9 @@ def _check_config_keys(parser: argparse.ArgumentParser, values: dict, source: st
 
 def _as_argv(parser: argparse.ArgumentParser, values: dict) -> list[str]:
     """A run config as command-line words, so that its values are converted and checked exactly like typed ones."""
-    actions = {action.dest: action for action in parser._actions}
+    actions = {}
+    for action in parser._actions:  # the option itself: a bool field's `--no_NAME` (same dest) is added after it
+        actions.setdefault(action.dest, action)
     argv = []
     for key, value in values.items():
         action = actions[key]
@@ -128,7 +130,10 @@ def parse_arguments(dataclass_types, argv=None, prog=None, description=None, def
         try:
             values = read_config(name)
             _check_config_keys(parser, values, f"--config {os.fspath(name)!r}")
-            config_argv = _as_argv(parser, values)
+            # An option the command line gives is left out of the config's words: for an option that collects its
+            # values (`action="extend"`, e.g. generate's --prompt) both would add up instead of the last one winning.
+            on_command_line = {key for key, value in vars(given).items() if value != parser.get_default(key)}
+            config_argv = _as_argv(parser, {key: value for key, value in values.items() if key not in on_command_line})
             for action in required:
                 action.required = action.dest not in values
         except (OSError, ValueError) as error:
