@@ -1,55 +1,124 @@
 """The GPT-1 paper's central claims at small scale: pre-training helps fine-tuning, and so (sometimes) does the
-auxiliary LM loss; full fine-tuning against a frozen body. One `recipes.finetune` run per family x variant x seed:
+auxiliary LM loss; full fine-tuning against a frozen body. One fine-tuning run (`recipes.finetune`, called in
+process) per task x variant x seed:
 
     paper        the pre-trained model, all weights fine-tuned, lambda (--lm_coef) 0.5
     random-init  the same architecture and tokenizer with fresh weights, lambda 0.5
     no-lm-loss   the pre-trained model, lambda 0
     frozen-body  the pre-trained model, only the task head and task-token embeddings trained, lambda 0.5
 
-    python -m recipes.ablation --pretrained runs/pretrain-gpt1 --data_dir ../shared/data/tasks \\
-        --output_dir runs/ablation --max_train_samples 1000 --max_length 64 --num_train_epochs 3
+    python -m recipes.ablation --config ablation-polarity --pretrained runs/pretrain-gpt1 --data_dir data/tasks
+    python -m recipes.ablation --pretrained runs/pretrain-gpt1 --tasks classification=my/polarity \
+        entailment=my/rte --finetune_config my-finetune.yaml
 
-The data folder holds one folder per task with train / validation / test .jsonl (shared/DATA.md). The random model
+`--tasks` names each task folder (train / validation / test .jsonl in the layout of docs/DATA.md) with its
+task family, as `family=folder` (relative to `--data_dir`); `--finetune_config` is a fine-tuning run config
+(recipes/configs/, e.g. `finetune-paper`) applied to every run, and the options below override it. The random model
 is the pre-trained one's config and tokenizer with seeded fresh weights, saved once in `<output_dir>/random-init`.
 Runs whose results.json exists are reused (so a matrix can be split over processes with --families and gathered by
 a last call). Writes `<output_dir>/ablation.json` (every run's test and validation metrics, the majority-class
 baseline on test) and `<output_dir>/ablation.png` (test metric per family and variant, majority baseline as lines).
 """
 
-import argparse
+if __name__ == "__main__" and not __package__:  # run as a script path
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).resolve().parent.name
+
+import dataclasses
 import json
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import torch
-from accelerate.state import AcceleratorState
 from transformers import AutoTokenizer
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel
 
-from . import finetune
+from .arguments import at_least, parse_arguments, read_config
+from .errors import RecipeError, exit_with_error
+from .finetune import RESULTS, FinetuneArguments, training_function
+from .options import option
+from .task_setup import TASK_FAMILIES
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
-# family -> (task folder, --task_type, extra options); similarity as its four classes, so it has a majority baseline.
-FAMILIES = {
-    "classification": ("classification-movie-sentence-polarity", "classification", []),
-    "entailment": ("entailment-presuppositions", "entailment", []),
-    "similarity": ("similarity-answer-vs-source", "similarity", ["--similarity_target", "label"]),
-    "multiple_choice": ("multiple-choice-social-iqa", "multiple_choice", []),
-}
-# variant -> (weights, extra options)
+# The default --tasks: the task sets of docs/RESULTS.md, one per family, by folder name under --data_dir.
+DEFAULT_TASKS = [
+    "classification=classification-movie-sentence-polarity",
+    "entailment=entailment-presuppositions",
+    "similarity=similarity-answer-vs-source",
+    "multiple_choice=multiple-choice-social-iqa",
+]
+# variant -> (weights, fine-tuning options)
 VARIANTS = {
-    "paper": ("pretrained", ["--lm_coef", "0.5"]),
-    "random-init": ("random", ["--lm_coef", "0.5"]),
-    "no-lm-loss": ("pretrained", ["--lm_coef", "0"]),
-    "frozen-body": ("pretrained", ["--lm_coef", "0.5", "--freeze_body"]),
+    "paper": ("pretrained", {"lm_coef": 0.5}),
+    "random-init": ("random", {"lm_coef": 0.5}),
+    "no-lm-loss": ("pretrained", {"lm_coef": 0.0}),
+    "frozen-body": ("pretrained", {"lm_coef": 0.5, "freeze_body": True}),
 }
+
+
+def parse_tasks(entries: list[str]) -> dict[str, str]:
+    """`family=folder` entries as {family: folder}."""
+    tasks = {}
+    for entry in entries:
+        family, sep, folder = entry.partition("=")
+        if not sep or not folder or family not in TASK_FAMILIES:
+            raise ValueError(f"--tasks entry {entry!r} is not family=folder with a family of {list(TASK_FAMILIES)}")
+        if family in tasks:
+            raise ValueError(f"--tasks names the family {family!r} twice")
+        tasks[family] = folder
+    return tasks
+
+
+@dataclass
+class AblationArguments:
+    pretrained: str | None = option(None, "a pre-trained GPT-1 folder with its tokenizer", required=True)
+    data_dir: str = option(".", "the folder the --tasks folders are relative to")
+    tasks: list[str] = option(DEFAULT_TASKS, "family=folder per task (train/validation/test.jsonl in each)")
+    families: list[str] | None = option(None, "run only these families of --tasks (default: all)")
+    variants: list[str] = option(list(VARIANTS), f"any of {', '.join(VARIANTS)}")
+    seeds: list[int] = option([0], "one run per seed")
+    output_dir: str = option("runs/ablation", "runs, ablation.json and ablation.png")
+    finetune_config: str | None = option(None, "a fine-tuning run config applied to every run")
+    max_train_samples: int | None = option(None, "default: every training row")
+    max_length: int = option(64, "tokens per fine-tuning input")
+    num_train_epochs: int = option(3, "fine-tuning epochs")
+    batch_size: int = option(32, "fine-tuning batch size")
+    learning_rate: float = option(6.25e-5, "the same for every variant")
+    similarity_target: str = option("label", "similarity as classes (label; has a majority baseline) or score")
+    threads: int = option(1, "torch threads (1 is fastest for small models)")
+    collect_only: bool = option(False, "train nothing: gather the finished runs")
+    keep_models: bool = option(False, "keep each run's weights and checkpoints")
+
+    def __post_init__(self):
+        tasks = parse_tasks(self.tasks)
+        unknown = sorted(set(self.families or []) - set(tasks))
+        if unknown:
+            raise ValueError(f"--families {unknown} are not among the --tasks families {list(tasks)}")
+        unknown = sorted(set(self.variants) - set(VARIANTS))
+        if unknown:
+            raise ValueError(f"--variants {unknown} are not known; known: {list(VARIANTS)}")
+        for name in ("max_train_samples", "max_length", "num_train_epochs", "batch_size", "threads"):
+            at_least(name, getattr(self, name), 1)
+        if not self.learning_rate > 0:
+            raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        if self.finetune_config is not None:
+            read_config(self.finetune_config)  # exists and is a mapping, before any run starts
+
+    @property
+    def task_folders(self) -> dict[str, Path]:
+        tasks = parse_tasks(self.tasks)
+        return {family: Path(self.data_dir) / tasks[family] for family in (self.families or tasks)}
 
 
 def make_random_init(pretrained: Path, folder: Path, seed: int) -> Path:
@@ -74,29 +143,46 @@ def majority_accuracy(task_dir: Path, split: str = "test") -> dict:
     return {"prediction": majority, "accuracy": float(np.mean([label == majority for label in labels]))}
 
 
-def run_one(args, family: str, variant: str, seed: int, models: dict) -> dict:
-    folder, task_type, extra = FAMILIES[family]
-    task_dir = Path(args.data_dir) / folder
-    weights, options = VARIANTS[variant]
-    output_dir = Path(args.output_dir) / "runs" / family / f"{variant}-seed{seed}"
-    results_file = output_dir / finetune.RESULTS
+def finetune_arguments(args: AblationArguments, family: str, variant: str, seed: int, models: dict):
+    """The fine-tuning options of one run: the run config, then the ablation's options, then the variant's."""
+    task_dir = args.task_folders[family]
+    weights, variant_options = VARIANTS[variant]
+    values = read_config(args.finetune_config) if args.finetune_config else {}
+    values.update(
+        task_type=family,
+        model_name_or_path=models[weights],
+        train_file=[str(task_dir / "train.jsonl")],
+        validation_file=[str(task_dir / "validation.jsonl")],
+        test_file=[str(task_dir / "test.jsonl")],
+        max_length=args.max_length,
+        num_train_epochs=args.num_train_epochs,
+        seed=seed,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.batch_size,
+        max_train_samples=args.max_train_samples,
+        output_dir=str(Path(args.output_dir) / "runs" / family / f"{variant}-seed{seed}"),
+        overwrite_output_dir=True,
+        checkpoints_total_limit=1,
+        **variant_options,
+    )
+    if family == "similarity":
+        values["similarity_target"] = args.similarity_target
+    try:
+        return FinetuneArguments(**values)
+    except TypeError as error:  # a key of the run config that is not a fine-tuning option
+        raise RecipeError(f"--finetune_config {args.finetune_config!r}: {error}") from None
+
+
+def run_one(args: AblationArguments, family: str, variant: str, seed: int, models: dict) -> dict | None:
+    options = finetune_arguments(args, family, variant, seed, models)
+    output_dir = Path(options.output_dir)
+    results_file = output_dir / RESULTS
     seconds = None
     if not results_file.exists():
         if args.collect_only:
             return None
-        argv = [
-            "--task_type", task_type, "--model_name_or_path", models[weights], *extra, *options,
-            "--train_file", task_dir / "train.jsonl", "--validation_file", task_dir / "validation.jsonl",
-            "--test_file", task_dir / "test.jsonl",
-            "--max_length", args.max_length, "--num_train_epochs", args.num_train_epochs, "--seed", seed,
-            "--learning_rate", args.learning_rate, "--per_device_train_batch_size", args.batch_size,
-            "--output_dir", output_dir, "--overwrite_output_dir", "--checkpoints_total_limit", 1,
-        ]  # fmt: skip
-        if args.max_train_samples:
-            argv += ["--max_train_samples", args.max_train_samples]
         start = time.time()
-        AcceleratorState._reset_state(reset_partial_state=True)
-        finetune.main([str(item) for item in argv])
+        training_function(options)
         seconds = round(time.time() - start, 1)
         if not args.keep_models:  # the numbers are the product; ~60 MB of weights per run are not
             shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
@@ -152,44 +238,24 @@ def plot(summary: dict, path: Path, title: str) -> Path:
     return path
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m recipes.ablation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--pretrained", required=True, help="a pretrain.py --model_type gpt1 folder (with tokenizer)")
-    parser.add_argument("--data_dir", required=True, help="one folder per task with train/validation/test.jsonl")
-    parser.add_argument("--output_dir", default="runs/ablation")
-    parser.add_argument("--families", nargs="+", choices=list(FAMILIES), default=list(FAMILIES))
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--max_train_samples", type=int, default=None, help="default: every training row")
-    parser.add_argument("--max_length", type=int, default=64)
-    parser.add_argument("--num_train_epochs", type=int, default=3)
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--learning_rate", type=float, default=6.25e-5, help="the same for every variant")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for small models)")
-    parser.add_argument("--collect_only", action="store_true", help="train nothing: gather the finished runs")
-    parser.add_argument("--keep_models", action="store_true", help="keep each run's weights and checkpoints")
-    return parser
-
-
-def main(argv=None) -> dict:
-    args = get_parser().parse_args(argv)
+def run_ablation(args: AblationArguments) -> dict:
+    """The whole matrix, in this process; returns what ablation.json holds."""
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     models = {"pretrained": str(args.pretrained)}
     if "random-init" in args.variants:
         models["random"] = str(make_random_init(Path(args.pretrained), output_dir / "random-init", seed=1234))
+    folders = args.task_folders
     runs = [
         run_one(args, family, variant, seed, models)
-        for family in args.families
+        for family in folders
         for variant in args.variants
         for seed in args.seeds
     ]
     runs = [run for run in runs if run is not None]  # --collect_only: runs not trained yet are left out
-    baselines = {family: majority_accuracy(Path(args.data_dir) / FAMILIES[family][0]) for family in args.families}
-    settings = {key: value for key, value in vars(args).items() if key not in ("families", "variants")}
+    baselines = {family: majority_accuracy(folder) for family, folder in folders.items()}
+    settings = {key: value for key, value in dataclasses.asdict(args).items() if key not in ("families", "variants")}
     summary = summarize(runs, baselines)
     ablation = {"settings": settings, "majority_test": baselines, "summary": summary, "runs": runs}
     (output_dir / "ablation.json").write_text(json.dumps(ablation, indent=1, default=str))
@@ -198,6 +264,14 @@ def main(argv=None) -> dict:
     print(json.dumps(summary, indent=1))
     print(f"Results: {output_dir / 'ablation.json'}, plot: {output_dir / 'ablation.png'}")
     return ablation
+
+
+def main(argv=None) -> dict:
+    (args,) = parse_arguments([AblationArguments], argv, prog="python -m recipes.ablation", description=__doc__)
+    try:
+        return run_ablation(args)
+    except RecipeError as error:
+        exit_with_error("python -m recipes.ablation", error)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,8 @@ def parse_arguments(dataclass_types, argv=None, prog=None, description=None, def
     message, like argparse.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse's BooleanOptionalAction spelling (`--no-with_tracking`) for HfArgumentParser's `--no_with_tracking`.
+    argv = [f"--no_{word[5:]}" if word.startswith("--no-") else word for word in argv]
     parser = HfArgumentParser(
         dataclass_types, prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -1,5 +1,7 @@
 """The one exception the recipes raise for bad input, so `main()` can print it as a one-line error and exit."""
 
+import sys
+
 
 class RecipeError(ValueError):
     """A bad argument, file, tokenizer or checkpoint, found before any training time is spent.
@@ -15,4 +17,10 @@ class CheckpointWriteError(RecipeError):
     run continues from the newest with `--resume_from_checkpoint latest` once the disk is fixed."""
 
 
-__all__ = ["CheckpointWriteError", "RecipeError"]
+def exit_with_error(prog: str, error: Exception):
+    """Prints `prog: error: message` on stderr and exits with status 2, as argparse does for a bad option."""
+    sys.stderr.write(f"{prog}: error: {error}\n")
+    raise SystemExit(2)
+
+
+__all__ = ["CheckpointWriteError", "RecipeError", "exit_with_error"]

@@ -10,22 +10,48 @@ follow `--checkpointing_steps` ("epoch" by default); the best model is loaded at
         --dataset_name nyu-mll/glue --dataset_config_name sst2
 """
 
+if __name__ == "__main__" and not __package__:  # run as a script path (`accelerate launch recipes/...py`)
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).resolve().parent.name
+
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from accelerate.utils import set_seed
+from datasets import DatasetDict
 from transformers import EvalPrediction, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from . import finetune
-from .errors import RecipeError
-from .pretrain import get_optimizer, has_accelerator
+from modeling_gpt1 import GPT1TaskCollator
+
+from .accelerators import has_accelerator
+from .errors import RecipeError, exit_with_error
+from .finetune import RESULTS, FinetuneArguments, parse_args, report
+from .optim import build_optimizer
+from .task_data import TaskData
+from .task_setup import (
+    check_metric,
+    encode_task,
+    freeze_body,
+    get_model,
+    get_task_data,
+    get_tokenizer,
+    greater_is_better,
+    majority_metrics,
+    predictions_from_logits,
+    task_metrics,
+    trained_parameters,
+)
 
 
-def training_arguments(args, metric: str) -> TrainingArguments:
+def training_arguments(args: FinetuneArguments, metric: str) -> TrainingArguments:
     """recipes/finetune.py's options as TrainingArguments."""
-    strategy = "epoch" if args.checkpointing_steps == "epoch" else "steps"
-    steps = None if strategy == "epoch" else int(args.checkpointing_steps)
+    strategy = "epoch" if args.checkpoint_every == "epoch" else "steps"
+    steps = None if strategy == "epoch" else args.checkpoint_every
     return TrainingArguments(
         output_dir=args.output_dir,
         per_device_train_batch_size=args.per_device_train_batch_size,
@@ -39,7 +65,7 @@ def training_arguments(args, metric: str) -> TrainingArguments:
         lr_scheduler_type=args.lr_scheduler_type,
         warmup_steps=args.warmup_ratio,  # below 1: a fraction of the training steps, rounded up
         num_train_epochs=args.num_train_epochs,
-        max_steps=args.max_train_steps or -1,
+        max_steps=args.max_steps or -1,
         # load_best_model_at_end needs an evaluation at every save.
         eval_strategy=strategy,
         save_strategy=strategy,
@@ -48,7 +74,7 @@ def training_arguments(args, metric: str) -> TrainingArguments:
         save_total_limit=args.checkpoints_total_limit,
         load_best_model_at_end=True,
         metric_for_best_model=metric,
-        greater_is_better=finetune.greater_is_better(metric),
+        greater_is_better=greater_is_better(metric),
         logging_steps=args.logging_steps,
         seed=args.seed,
         data_seed=args.seed,
@@ -66,36 +92,36 @@ def training_arguments(args, metric: str) -> TrainingArguments:
     )
 
 
-def build_trainer(config: dict, args) -> tuple[Trainer, finetune.TaskData, finetune.DatasetDict]:
+def build_trainer(config: dict, args: FinetuneArguments) -> tuple[Trainer, TaskData, DatasetDict]:
     """The Trainer, on the data, tokenizer and model of recipes/finetune.py."""
     set_seed(args.seed)
-    task = finetune.get_task_data(args)
+    task = get_task_data(args)
     metric = args.metric_for_best_model or task.main_metric
     # Trainer's evaluation keeps the loss L3 and the task logits (config.keys_to_ignore_at_inference drops task_loss,
     # lm_loss and lm_logits), from which compute_metrics computes the task's metrics.
-    config["reported"] = ["loss", *finetune.check_metric(task, metric)[3:]]
+    config["reported"] = ["loss", *check_metric(task, metric)[3:]]
     if metric in ("task_loss", "lm_loss"):
         raise RecipeError(f"--metric_for_best_model {metric}: Trainer's evaluation reports only the loss L3.")
-    tokenizer, added_tokens = finetune.get_tokenizer(args, task)
-    model = finetune.get_model(args, task, tokenizer, added_tokens)
-    config.update(metric_for_best_model=metric, max_length=args.max_length, added_tokens=added_tokens)
-    encoded = finetune.encode_task(task, tokenizer, args.max_length, args.preprocessing_num_workers)
+    tokenizer, added_tokens = get_tokenizer(args, task)
+    model, max_length = get_model(args, task, tokenizer, added_tokens)
+    config.update(metric_for_best_model=metric, max_length=max_length, added_tokens=added_tokens)
+    encoded = encode_task(task, tokenizer, max_length, args.preprocessing_num_workers)
     optimizers = (None, None)
     if args.freeze_body:
-        no_decay = finetune.freeze_body(model, tokenizer)
+        no_decay = freeze_body(model, tokenizer)
         # Trainer would decay the whole embedding, frozen rows included: the recipe's AdamW leaves it undecayed.
-        optimizers = (get_optimizer(model, config, model.device, no_decay=no_decay), None)
+        betas = (args.adam_beta1, args.adam_beta2)
+        optimizer = build_optimizer(model, args.learning_rate, betas, args.weight_decay, model.device, no_decay)
+        optimizers = (optimizer, None)
 
     def compute_metrics(prediction: EvalPrediction) -> dict:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return finetune.task_metrics(
-            task, finetune.predictions_from_logits(task, logits).tolist(), prediction.label_ids.tolist()
-        )
+        return task_metrics(task, predictions_from_logits(task, logits).tolist(), prediction.label_ids.tolist())
 
     trainer = Trainer(
         model=model,
         args=training_arguments(args, metric),
-        data_collator=finetune.GPT1TaskCollator(
+        data_collator=GPT1TaskCollator(
             tokenizer, pad_to_multiple_of=8 if args.mixed_precision in ("fp16", "bf16") else None
         ),
         train_dataset=encoded["train"],
@@ -111,7 +137,8 @@ def _metrics(record: dict, prefix: str, reported) -> dict:
     return {key.removeprefix(prefix): value for key, value in record.items() if key.removeprefix(prefix) in reported}
 
 
-def training_function(config: dict, args) -> dict:
+def training_function(args: FinetuneArguments) -> dict:
+    config = asdict(args)
     trainer, task, encoded = build_trainer(config, args)
     metric, reported = config["metric_for_best_model"], config.pop("reported")
     resume = args.resume_from_checkpoint
@@ -129,7 +156,7 @@ def training_function(config: dict, args) -> dict:
             )
         elif "loss" in record:
             train_history.append({key: record[key] for key in ("step", "epoch", "loss", "learning_rate")})
-    best = max(validation, key=lambda r: r[metric] if finetune.greater_is_better(metric) else -r[metric])
+    best = max(validation, key=lambda r: r[metric] if greater_is_better(metric) else -r[metric])
     final = {
         split: _metrics(trainer.evaluate(encoded[split], metric_key_prefix=split), f"{split}_", reported)
         for split in encoded
@@ -139,32 +166,31 @@ def training_function(config: dict, args) -> dict:
         max_train_steps=trainer.state.max_steps,
         num_warmup_steps=trainer.args.get_warmup_steps(trainer.state.max_steps),
         num_parameters=trainer.model.num_parameters(),
-        trainable_parameters=finetune.trained_parameters(trainer.model, args.freeze_body),
+        trainable_parameters=trained_parameters(trainer.model, args.freeze_body),
     )
     results = {
         "task": task.summary(),
         "hyperparameters": config,
-        "majority_baseline": finetune.majority_metrics(task),
+        "majority_baseline": majority_metrics(task),
         "validation": validation,
         "best": {"metric": metric, "value": best[metric], "step": best["step"], "epoch": best["epoch"]},
         **final,
         "train_history": train_history,
     }
     if trainer.is_world_process_zero():
-        (output_dir / finetune.RESULTS).write_text(json.dumps(results, indent=1))
-    finetune.report(trainer.accelerator, results, output_dir, metric)
+        (output_dir / RESULTS).write_text(json.dumps(results, indent=1))
+    report(trainer.accelerator, results, output_dir, metric)
     if args.push_to_hub:
         trainer.push_to_hub()
     return results
 
 
 def main(argv=None):
-    parser = finetune.get_parser(prog="python -m recipes.finetune_trainer", description=__doc__)
-    args = finetune.parse_args(parser, argv)
+    args = parse_args(argv, prog="python -m recipes.finetune_trainer", description=__doc__)
     try:
-        return training_function(finetune.resolve_hyperparameters(args), args)
+        return training_function(args)
     except RecipeError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        exit_with_error("python -m recipes.finetune_trainer", error)
 
 
 if __name__ == "__main__":

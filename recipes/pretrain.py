@@ -1,26 +1,27 @@
 """Pre-train a GPT-2 or GPT-1 from scratch on a text corpus: one CPU, one GPU or many devices, with Accelerate.
 
-Without a model option it is the README's main job, the CPU demo: a small GPT-2 (4 blocks of width 256, a 8,192-token
-BPE learned first) trained for 400 steps on the complete works of Shakespeare, which ship with gpt-origins; on 2 CPU
-cores it takes under 7 minutes, prints the validation perplexity as it falls, then samples, and says where the
-model, the loss curve and the logs are.
+Without a model option it is the README's main job, the CPU demo (run config `recipes/configs/pretrain-demo-gpt2.yaml`,
+or `-gpt1` with `--model_type gpt1`): a small GPT-2 (4 blocks of width 256, a 8,192-token BPE learned first) trained
+for 400 steps on the complete works of Shakespeare, which ship with gpt-origins; on 2 CPU cores it takes under 7
+minutes, prints the validation perplexity as it falls, then samples, and says where the model, the loss curve and the
+logs are.
 
     python -m recipes.pretrain                                      # the demo, into runs/pretrain-gpt2
     python -m recipes.pretrain --model_type gpt1                    # the same for GPT-1
     python -m recipes.pretrain --resume_from_checkpoint latest      # after a crash: continues exactly
-    python -m recipes.pretrain --preset 124M --block_size 1024 --dataset_name HuggingFaceFW/fineweb-edu \\
-        --dataset_config_name sample-10BT --dataset_split "train[:1%]" --max_steps 5000 --mixed_precision bf16
-    accelerate launch --config_file recipes/configs/multi_gpu.yaml -m recipes.pretrain --preset 124M ...
+    python -m recipes.pretrain --config gpt2-124M-fineweb           # a named run config (recipes/configs/)
+    accelerate launch --config_file recipes/configs/multi_gpu.yaml recipes/pretrain.py --config gpt2-124M-fineweb
 
 What happens, in order:
-1. The corpus is read (local files or a Hub dataset, see recipes/corpus.py), a tokenizer is loaded or trained
-   (`--tokenizer`), the model config is built (`--preset`, `--config_name` or `--model_name_or_path`, then
-   `--config_overrides`) and every input is checked: a bad one stops the run before any training time is spent.
+1. The options are read (dataclass defaults, then `--config`, then the command line) and checked. The corpus is read
+   (local files or a Hub dataset, see recipes/corpus.py), a tokenizer is loaded or trained (`--tokenizer`), the model
+   config is built (`--preset`, `--config_name` or `--model_name_or_path`, then `--config_overrides`) and every
+   input is checked: a bad one stops the run before any training time is spent.
 2. Documents are tokenised with `datasets.map`, separated by the tokenizer's start/end token and packed into blocks
    of `--block_size`; the last `--validation_split_percentage` of the blocks are held out for validation.
 3. AdamW (weight decay on matrices only, fused where torch has it) and a transformers scheduler (linear warm-up,
    then cosine by default); gradient accumulation, clipping, mixed precision, optional gradient checkpointing and
-   torch.compile, all through Accelerate, so the same loop runs under DDP, FSDP and DeepSpeed.
+   torch.compile, all through Accelerate, so the same loop (recipes/engine.py) runs under DDP, FSDP and DeepSpeed.
 4. Every `--eval_steps`: validation loss and perplexity. Every `--checkpointing_steps` and at the end: an atomic
    checkpoint (recipes/checkpointing.py); `--resume_from_checkpoint` continues bit for bit where it stopped.
 5. At the end: the model and tokenizer saved with `save_pretrained` in `--output_dir` (loadable with the Auto
@@ -28,161 +29,142 @@ What happens, in order:
    `--push_to_hub` the model on the Hub.
 """
 
-import argparse
-import inspect
+if __name__ == "__main__" and not __package__:  # run as a script path (`accelerate launch recipes/pretrain.py`)
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).resolve().parent.name
+
 import json
 import math
 import os
-import shutil
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, is_torch_xla_available, set_seed
+from accelerate.utils import set_seed
 from huggingface_hub.errors import StrictDataclassError
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, default_data_collator, get_scheduler
+from transformers import AutoModelForCausalLM, AutoTokenizer, default_data_collator
 
-import modeling_gpt1
-import modeling_gpt2
 from modeling_gpt2 import load_gpt2_tokenizer
 
-from .checkpointing import (
-    check_same_model,
-    checkpoint_step,
-    complete_checkpoints,
-    read_marker,
-    resolve_checkpoint,
-    save_checkpoint,
-)
+from .accelerators import build_accelerator
+from .arguments import at_least, parse_arguments
 from .corpus import load_documents, pack_blocks, split_blocks
-from .errors import RecipeError
+from .engine import Hooks, Schedule, TrainingLoop, TrainingProgress, save_model, steps_per_epoch
+from .errors import RecipeError, exit_with_error
+from .families import MODEL_FAMILIES
+from .optim import build_optimizer, build_scheduler
+from .options import TrainingOptions, option
 from .plotting import save_loss_curve
+from .run_folder import check_output_dir, check_resume, checkpoints_root, resolve_resume
 from .train_tokenizer import check_vocab_size, load_tokenizer, train_tokenizer
 
-
-@dataclass(frozen=True)
-class Family:
-    config_class: type
-    model_class: type
-    learning_rate: float
-    betas: tuple
-    weight_decay: float
-    tokenizer: str
-    vocab_size: int  # of a tokenizer trained with `--tokenizer train`
-
-
-FAMILIES = {
-    # GPT-2 gives no optimiser settings; these are GPT-3's for its 125M model (Brown et al. 2020, table 2.1), which
-    # nanoGPT and llm.c also use for GPT-2.
-    "gpt2": Family(
-        modeling_gpt2.GPT2OriginsConfig,
-        modeling_gpt2.GPT2OriginsLMHeadModel,
-        learning_rate=6e-4,
-        betas=(0.9, 0.95),
-        weight_decay=0.1,
-        tokenizer="gpt2",
-        vocab_size=50257,
-    ),
-    # GPT-1, section 4.1: Adam, max lr 2.5e-4, linear warm-up over 2,000 updates then cosine to 0, L2 w = 0.01 on
-    # non-bias, non-gain weights; a BPE vocabulary of 40,000 merges (no released vocabulary ships: train one).
-    "gpt1": Family(
-        modeling_gpt1.GPT1OriginsConfig,
-        modeling_gpt1.GPT1OriginsLMHeadModel,
-        learning_rate=2.5e-4,
-        betas=(0.9, 0.999),
-        weight_decay=0.01,
-        tokenizer="train",
-        vocab_size=40483,
-    ),
-}
-# Without --preset, --config_name or --model_name_or_path the recipe runs the README's CPU demo (under 10 minutes on
-# 2 cores): the tiny preset widened to 4 blocks of 256 with a 256-token context and no dropout (a short run underfits,
-# it cannot overfit), and these defaults for options not given. Measured on 2 CPU cores, 3 minutes each: a 4,096-token
-# BPE learned from the corpus trains at 3,000 tokens/s to 2.40 bits per byte, OpenAI's 50,257 tokens at 490 tokens/s
-# to 2.91 (its embedding and softmax dominate so small a model); hence "train" here, "gpt2" everywhere else.
-DEMO_PRESET = "tiny"
-DEMO_OVERRIDES = {"n_layer": 4, "n_embd": 256, "n_head": 4, "n_positions": 256}
-DEMO_OVERRIDES.update(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-DEMO_DEFAULTS = {"tokenizer": "train", "vocab_size": 8192, "max_steps": 400, "max_eval_samples": 100}
-# GPT-2 (pre-LN) takes 1e-3 at this size; post-LN GPT-1 does not (it stalls at the unigram loss, ~6.4 nats, for the
-# whole run), so it keeps the paper's 2.5e-4.
-DEMO_LEARNING_RATE = {"gpt2": 1e-3, "gpt1": 2.5e-4}
 PAPER_WARMUP_STEPS = 2000  # GPT-1, section 4.1
-CHECKPOINTS = "checkpoints"
 
 
 @dataclass
-class TrainingProgress:
-    """What the loop has done, saved in every checkpoint (`accelerator.register_for_checkpointing`)."""
+class PretrainArguments(TrainingOptions):
+    # The model.
+    model_type: str = option("gpt2", f"the model family: {', '.join(MODEL_FAMILIES)}")
+    preset: str | None = option(None, "gpt2: tiny, 124M, 355M, 774M, 1.5B; gpt1: tiny, gpt1")
+    config_name: str | None = option(None, "a config.json, model folder or Hub name (not --preset)")
+    model_name_or_path: str | None = option(None, "continue pre-training these weights")
+    config_overrides: str | None = option(None, 'fields over the config, e.g. "n_layer=4,n_embd=256"')
+    attn_implementation: str = option("sdpa", "sdpa, eager, flash_attention_2, flex_attention")
+    gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory, more time)")
+    torch_compile: bool = option(False, "compile the model with torch.compile (inductor)")
+    # The data.
+    train_file: list[str] | None = option(None, ".txt (one document each), .jsonl, .csv, .parquet")
+    validation_file: list[str] | None = option(None, "validation documents (default: the last blocks held out)")
+    dataset_name: str | None = option(None, "a Hub dataset (instead of files)")
+    dataset_config_name: str | None = option(None, "the Hub dataset's configuration")
+    dataset_split: str = option("train", 'the training split, e.g. "train[:10%]"')
+    validation_split_name: str | None = option(None, "a validation split of the Hub dataset")
+    text_column: str = option("text", "the column of .jsonl/.csv/.parquet files and Hub datasets")
+    validation_split_percentage: float = option(5.0, "held out when there is no validation set, in (0, 100)")
+    max_eval_samples: int | None = option(None, "evaluate on at most this many blocks")
+    block_size: int | None = option(None, "tokens per training sequence (default: n_positions)")
+    preprocessing_num_workers: int | None = option(None, "processes that tokenise the corpus")
+    tokenizer: str | None = option(
+        None,
+        '"gpt2" (OpenAI\'s vocabulary, offline), "train" (learn one from the corpus), or a tokenizer folder or Hub '
+        "name (default: the --model_name_or_path one, else the family's: gpt2 for GPT-2, train for GPT-1)",
+    )
+    vocab_size: int | None = option(None, "of a trained tokenizer (default: the family's, 50,257 / 40,483)")
+    # Pre-training's own defaults and options.
+    learning_rate: float | None = option(None, "peak learning rate (default: the family's, gpt2 6e-4, gpt1 2.5e-4)")
+    weight_decay: float | None = option(None, "on matrices only (default: the family's, gpt2 0.1, gpt1 0.01)")
+    adam_beta2: float | None = option(None, "AdamW beta2 (default: the family's, gpt2 0.95, gpt1 0.999)")
+    num_warmup_steps: int | None = option(None, "linear warm-up steps (default: 2,000 or a tenth of a shorter run)")
+    with_tracking: bool = option(True, "log to --report_to (TensorBoard, in <output_dir>/logs)")
+    skip_initial_evaluation: bool = option(False, "no evaluation before the first step")
+    num_samples: int = option(3, "continuations printed at the end")
+    sample_length: int = option(80, "new tokens per sample")
+    sample_prompts: list[str] = option(["ROMEO.\n", "To be, or not to be", "The king"], "prompts of the samples")
 
-    step: int = 0
-    tokens_seen: int = 0
-    train_history: list = field(default_factory=list)  # [{"step", "loss", "lr", "tokens_per_second"}]
-    eval_history: list = field(default_factory=list)  # [{"step", "loss", "perplexity"}]
-    # The training loss summed since the last log (one sum per process) and the micro-batches it sums: a checkpoint
-    # between two logs must carry them, or the next logged loss of a resumed run averages fewer steps.
-    running_loss: list = field(default_factory=list)
-    running_count: int = 0
+    def __post_init__(self):
+        """Checks every option and fills the model family's defaults: after this nothing changes."""
+        super().__post_init__()
+        if self.model_type not in MODEL_FAMILIES:
+            raise ValueError(f"--model_type must be one of {list(MODEL_FAMILIES)}, got {self.model_type!r}")
+        if not (self.preset or self.config_name or self.model_name_or_path):
+            raise ValueError("give the model: --preset, --config_name or --model_name_or_path (or a --config)")
+        if self.eval_strategy != "steps":
+            raise ValueError(f"pre-training evaluates every --eval_steps; --eval_strategy {self.eval_strategy!r}")
+        if self.checkpointing_steps == "epoch":
+            raise ValueError('pre-training saves every --checkpointing_steps steps; "epoch" is fine-tuning\'s')
+        if not 0 < self.validation_split_percentage < 100:
+            raise ValueError(
+                f"--validation_split_percentage must be in (0, 100), got {self.validation_split_percentage}"
+            )
+        for name in ("max_eval_samples", "preprocessing_num_workers", "sample_length"):
+            at_least(name, getattr(self, name), 1)
+        at_least("block_size", self.block_size, 2)  # one input and one target
+        at_least("num_samples", self.num_samples, 0)
+        family = MODEL_FAMILIES[self.model_type]
+        self.output_dir = self.output_dir or f"runs/pretrain-{self.model_type}"
+        self.learning_rate = family.learning_rate if self.learning_rate is None else self.learning_rate
+        self.adam_beta1 = family.betas[0] if self.adam_beta1 is None else self.adam_beta1
+        self.adam_beta2 = family.betas[1] if self.adam_beta2 is None else self.adam_beta2
+        self.weight_decay = family.weight_decay if self.weight_decay is None else self.weight_decay
+        self.tokenizer = self.tokenizer or self.model_name_or_path or family.tokenizer
+        self.vocab_size = self.vocab_size or family.vocab_size
 
-    def state_dict(self) -> dict:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict):
-        for key, value in state.items():
-            setattr(self, key, value)
+    def warmup_steps(self, max_steps: int) -> int:
+        if self.num_warmup_steps is None and self.warmup_ratio is None:
+            return min(PAPER_WARMUP_STEPS, max_steps // 10)
+        return super().warmup_steps(max_steps)
 
 
-def has_accelerator() -> bool:
-    if is_torch_xla_available():
-        return True
-    if hasattr(torch, "accelerator"):  # torch >= 2.6: CUDA, XPU, MPS, ...
-        return torch.accelerator.is_available()
-    return torch.cuda.is_available()
+def demo_config(given) -> str | None:
+    """Without a --config and a model option, the run is the CPU demo of --model_type."""
+    if given.preset or given.config_name or given.model_name_or_path:
+        return None
+    return f"pretrain-demo-{given.model_type}"
 
 
 def perplexity(loss: float) -> float:
     return math.exp(loss) if loss < 700 else float("inf")
 
 
-def resolve_hyperparameters(args) -> dict:
-    """The run's hyperparameters: the options given, the model family's defaults for the others."""
-    family = FAMILIES[args.model_type]
-    return {
-        "model_type": args.model_type,
-        "learning_rate": args.learning_rate if args.learning_rate is not None else family.learning_rate,
-        "adam_beta1": args.adam_beta1 if args.adam_beta1 is not None else family.betas[0],
-        "adam_beta2": args.adam_beta2 if args.adam_beta2 is not None else family.betas[1],
-        "weight_decay": args.weight_decay if args.weight_decay is not None else family.weight_decay,
-        "lr_scheduler_type": args.lr_scheduler_type,
-        "max_grad_norm": args.max_grad_norm,
-        "per_device_train_batch_size": args.per_device_train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "block_size": args.block_size,
-        "seed": args.seed,
-        "tokenizer": args.tokenizer or args.model_name_or_path or family.tokenizer,
-    }
-
-
-def get_tokenizer(accelerator, args, hyperparameters, documents, resume_dir):
+def get_tokenizer(accelerator, args, documents, resume_dir):
     """`--tokenizer`: "gpt2" (OpenAI's vocabulary, offline), "train" (learned from the training documents), or a
     folder / Hub name. A resumed run takes the tokenizer saved in its checkpoint."""
-    choice = hyperparameters["tokenizer"]
+    choice = args.tokenizer
     if resume_dir is not None and (Path(resume_dir) / "tokenizer_config.json").is_file():
         return load_tokenizer(resume_dir, "The checkpoint")
     if choice == "gpt2":
         return load_gpt2_tokenizer()
     if choice == "train":
-        vocab_size = args.vocab_size or FAMILIES[args.model_type].vocab_size
-        check_vocab_size(args.model_type, vocab_size)  # on every process, before the others wait for the main one
+        check_vocab_size(args.model_type, args.vocab_size)  # on every process, before the others wait for the main one
         # Learned once, by the main process, and read back by all: GPT-1 style BPE training is not reproducible from
         # run to run, so two processes could learn two different vocabularies.
         folder = Path(args.output_dir) / "tokenizer"
         if accelerator.is_main_process:
-            train_tokenizer(args.model_type, documents["train"], vocab_size).save_pretrained(folder)
+            train_tokenizer(args.model_type, documents["train"], args.vocab_size).save_pretrained(folder)
         accelerator.wait_for_everyone()
         return AutoTokenizer.from_pretrained(folder)
     return load_tokenizer(choice)  # a folder or a Hub name
@@ -191,12 +173,10 @@ def get_tokenizer(accelerator, args, hyperparameters, documents, resume_dir):
 def get_model_config(args, tokenizer):
     """The model config from `--model_name_or_path`, `--config_name` or `--preset`, with `--config_overrides`; a
     preset's vocabulary is sized to the tokenizer, a given config's is checked against it."""
-    family = FAMILIES[args.model_type]
+    family = MODEL_FAMILIES[args.model_type]
     try:
         if args.model_name_or_path or args.config_name:
             config = family.config_class.from_pretrained(args.model_name_or_path or args.config_name)
-        elif args.preset is None:
-            config = family.config_class.from_preset(DEMO_PRESET, vocab_size=len(tokenizer), **DEMO_OVERRIDES)
         else:
             config = family.config_class.from_preset(args.preset, vocab_size=len(tokenizer))
         if args.config_overrides:
@@ -229,24 +209,22 @@ def document_separator(tokenizer) -> int:
     return separator
 
 
-def check_block_size(args, config):
-    if args.block_size is None:
-        args.block_size = config.n_positions
-    if args.block_size < 2:
-        raise RecipeError(f"--block_size must be at least 2 (one input and one target), got {args.block_size}.")
-    if args.block_size > config.n_positions:
+def get_block_size(args, config) -> int:
+    """`--block_size`, default the model's context; never longer than it."""
+    if args.block_size is not None and args.block_size > config.n_positions:
         raise RecipeError(
             f"--block_size {args.block_size} is larger than the model's n_positions={config.n_positions}: "
             f"the position table has no row for the tokens past {config.n_positions}."
         )
+    return args.block_size or config.n_positions
 
 
-def get_dataloaders(accelerator, args, tokenizer, documents):
+def get_dataloaders(accelerator, args, tokenizer, documents, block_size: int):
     """Packed blocks of `--block_size` tokens: a shuffled training loader and an ordered validation loader."""
     separator = document_separator(tokenizer)
     with accelerator.main_process_first():  # the main process tokenises; the others read the datasets cache
         packed = {
-            split: pack_blocks(texts, tokenizer, args.block_size, separator, args.preprocessing_num_workers, split)
+            split: pack_blocks(texts, tokenizer, block_size, separator, args.preprocessing_num_workers, split)
             for split, texts in documents.items()
         }
     if "validation" in packed:
@@ -256,7 +234,7 @@ def get_dataloaders(accelerator, args, tokenizer, documents):
     for name, blocks in (("training", train_blocks), ("validation", validation_blocks)):
         if blocks.num_rows == 0:
             raise RecipeError(
-                f"The {name} corpus does not fill one block of --block_size {args.block_size} tokens: give more "
+                f"The {name} corpus does not fill one block of --block_size {block_size} tokens: give more "
                 f"text or a smaller --block_size."
             )
     if args.max_eval_samples is not None:
@@ -264,7 +242,7 @@ def get_dataloaders(accelerator, args, tokenizer, documents):
     per_step = args.per_device_train_batch_size * accelerator.num_processes
     if train_blocks.num_rows < per_step:
         raise RecipeError(
-            f"The training corpus fills {train_blocks.num_rows} blocks of {args.block_size} tokens, fewer than one "
+            f"The training corpus fills {train_blocks.num_rows} blocks of {block_size} tokens, fewer than one "
             f"batch of {args.per_device_train_batch_size} x {accelerator.num_processes} process(es)."
         )
     train_blocks, validation_blocks = train_blocks.with_format("torch"), validation_blocks.with_format("torch")
@@ -283,29 +261,6 @@ def get_dataloaders(accelerator, args, tokenizer, documents):
     return train_dataloader, eval_dataloader
 
 
-def get_optimizer(model, hyperparameters, device, no_decay=()):
-    """AdamW with weight decay on the matrices only (embeddings and linear weights), none on biases and LayerNorm
-    gains (GPT-1, section 4.1); torch's fused kernel where the device has it. `no_decay`: matrices to leave undecayed
-    too (fine-tuning's `--freeze_body` keeps the frozen rows of the embedding exactly as they are)."""
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    undecayed = {id(p) for p in no_decay}
-    decays = [p.dim() >= 2 and id(p) not in undecayed for p in parameters]
-    groups = [
-        {
-            "params": [p for p, decay in zip(parameters, decays) if decay],
-            "weight_decay": hyperparameters["weight_decay"],
-        },
-        {"params": [p for p, decay in zip(parameters, decays) if not decay], "weight_decay": 0.0},
-    ]
-    kwargs = {
-        "lr": hyperparameters["learning_rate"],
-        "betas": (hyperparameters["adam_beta1"], hyperparameters["adam_beta2"]),
-    }
-    if "fused" in inspect.signature(torch.optim.AdamW).parameters and device.type in ("cuda", "cpu", "xpu"):
-        kwargs["fused"] = True
-    return torch.optim.AdamW(groups, **kwargs)
-
-
 def evaluate(model, eval_dataloader, accelerator) -> tuple[float, float]:
     """Mean next-token loss over the validation blocks (every block has the same number of targets) and its exp."""
     model.eval()
@@ -317,53 +272,6 @@ def evaluate(model, eval_dataloader, accelerator) -> tuple[float, float]:
     model.train()
     loss = torch.cat(losses).mean().item()
     return loss, perplexity(loss)
-
-
-def check_output_dir(args, accelerator, resume_dir):
-    """A fresh run never deletes checkpoints silently; a resumed run never overwrites newer ones."""
-    root = Path(args.output_dir) / CHECKPOINTS
-    existing = complete_checkpoints(root)
-    if resume_dir is None and existing:
-        if not args.overwrite_output_dir:
-            raise RecipeError(
-                f"{os.fspath(root)!r} already holds checkpoints (newest: {existing[-1].name}). Continue that run with "
-                f"--resume_from_checkpoint latest, or start over with --overwrite_output_dir."
-            )
-        if accelerator.is_main_process:
-            shutil.rmtree(root)
-        accelerator.wait_for_everyone()
-    if resume_dir is not None and Path(resume_dir).parent.resolve() == root.resolve():
-        newer = [path.name for path in existing if checkpoint_step(path) > checkpoint_step(resume_dir)]
-        if newer:
-            raise RecipeError(
-                f"Resuming from {Path(resume_dir).name} would overwrite the newer checkpoints {', '.join(newer)}: "
-                f"resume from the newest (--resume_from_checkpoint latest) or move them away."
-            )
-
-
-def run_layout(args, accelerator) -> dict:
-    """What a checkpoint's data position depends on: a resumed run must have the same."""
-    return {
-        "block_size": args.block_size,
-        "per_device_train_batch_size": args.per_device_train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "num_processes": accelerator.num_processes,
-        "seed": args.seed,
-    }
-
-
-def check_layout(resume_dir, layout):
-    saved = read_marker(resume_dir).get("layout", {})
-    differences = [
-        f"{key}: checkpoint {saved.get(key)}, this run {value}"
-        for key, value in layout.items()
-        if saved.get(key) != value
-    ]
-    if differences:
-        raise RecipeError(
-            f"Checkpoint {os.fspath(resume_dir)!r} was written by a run laid out differently "
-            f"({'; '.join(differences)}); resume with the same options to continue exactly."
-        )
 
 
 def sample_continuations(model_dir, prompts, device, max_new_tokens, seed) -> list[str]:
@@ -387,35 +295,59 @@ def sample_continuations(model_dir, prompts, device, max_new_tokens, seed) -> li
     return texts
 
 
-def training_function(config, args):
-    """`config`: the resolved hyperparameters (logged to the trackers); `args`: everything else."""
-    output_dir = Path(args.output_dir)
-    checkpoints = output_dir / CHECKPOINTS
-    accelerator = Accelerator(
-        mixed_precision=args.mixed_precision,
-        # A machine without an accelerator trains on its CPU; under torchrun or `accelerate launch --multi_gpu` its
-        # processes then form a gloo group (Accelerate only does that with cpu=True).
-        cpu=args.cpu or not has_accelerator(),
-        log_with=args.report_to if args.with_tracking else None,
-        project_dir=os.fspath(output_dir / "logs"),
-        # The optimizer steps only every `gradient_accumulation_steps` micro-batches, also across epoch ends, so a
-        # step is always the same amount of data and a checkpoint's position is `step * gradient_accumulation_steps`.
-        gradient_accumulation_plugin=GradientAccumulationPlugin(
-            num_steps=args.gradient_accumulation_steps, sync_with_dataloader=False
-        ),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-        step_scheduler_with_optimizer=False,  # stepped by hand, once per optimizer step whatever the process count
-        dynamo_backend="inductor" if args.torch_compile else None,
-    )
-    set_seed(config["seed"])
+class PretrainHooks(Hooks):
+    """Pre-training's part of the loop: next-token loss on the blocks, perplexity every --eval_steps."""
 
-    # 1. Everything that can be wrong is checked before any training time is spent.
-    resume_dir = None
-    if args.resume_from_checkpoint == "latest" and not complete_checkpoints(checkpoints):
-        accelerator.print(f"No complete checkpoint in {checkpoints} yet: starting from scratch.")
-    elif args.resume_from_checkpoint:
-        resume_dir = resolve_checkpoint(args.resume_from_checkpoint, checkpoints)
-    check_output_dir(args, accelerator, resume_dir)
+    def __init__(self, run: "PretrainRun"):
+        self.run = run
+
+    def forward(self, model, batch):
+        return model(input_ids=batch["input_ids"], labels=batch["input_ids"], use_cache=False)
+
+    def evaluate(self, loop: TrainingLoop) -> dict:
+        loss, ppl = evaluate(loop.model, self.run.eval_dataloader, loop.accelerator)
+        record = {"step": loop.progress.step, "loss": loss, "perplexity": ppl}
+        loop.log_evaluation(record, f"step {loop.progress.step:>6}: validation loss {loss:.4f}, perplexity {ppl:.2f}")
+        return record
+
+    def checkpoint_info(self, loop: TrainingLoop) -> dict:
+        info = {"layout": self.run.layout, "tokens_seen": loop.progress.tokens_seen}
+        if loop.progress.eval_history:
+            info["validation_loss"] = loop.progress.eval_history[-1]["loss"]
+        return info
+
+    def write_extra(self, loop: TrainingLoop, folder: Path):
+        loop.accelerator.unwrap_model(loop.model).config.to_json_file(Path(folder) / "config.json")
+        self.run.tokenizer.save_pretrained(folder)
+
+
+@dataclass
+class PretrainRun:
+    """Everything a pre-training run is built from, checked before any training time is spent."""
+
+    args: PretrainArguments
+    accelerator: object
+    resume_dir: Path | None
+    tokenizer: object
+    model_config: object
+    block_size: int
+    train_dataloader: DataLoader
+    eval_dataloader: DataLoader
+    layout: dict
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.args.output_dir)
+
+
+def prepare_run(args: PretrainArguments) -> PretrainRun:
+    """1. Everything that can be wrong is checked before any training time is spent: the checkpoints, the corpus,
+    the tokenizer, the model config, the block size and, for a resumed run, that it is the same run."""
+    output_dir = Path(args.output_dir)
+    accelerator = build_accelerator(args, output_dir, steps_cross_epochs=True, torch_compile=args.torch_compile)
+    set_seed(args.seed)
+    resume_dir = resolve_resume(accelerator, args.resume_from_checkpoint, output_dir)
+    check_output_dir(accelerator, output_dir, resume_dir, args.overwrite_output_dir)
     documents = load_documents(
         train_files=args.train_file,
         validation_files=args.validation_file,
@@ -425,38 +357,53 @@ def training_function(config, args):
         validation_split=args.validation_split_name,
         text_column=args.text_column,
     )
-    tokenizer = get_tokenizer(accelerator, args, config, documents, resume_dir)
+    tokenizer = get_tokenizer(accelerator, args, documents, resume_dir)
     model_config = get_model_config(args, tokenizer)
-    check_block_size(args, model_config)
-    config["block_size"] = args.block_size
-    layout = run_layout(args, accelerator)
-    if resume_dir is not None:
-        check_same_model(resume_dir, model_config)
-        check_layout(resume_dir, layout)
+    block_size = get_block_size(args, model_config)
+    layout = {
+        "block_size": block_size,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "num_processes": accelerator.num_processes,
+        "seed": args.seed,
+    }
+    check_resume(resume_dir, model_config, layout)
+    train_dataloader, eval_dataloader = get_dataloaders(accelerator, args, tokenizer, documents, block_size)
+    return PretrainRun(
+        args, accelerator, resume_dir, tokenizer, model_config, block_size, train_dataloader, eval_dataloader, layout
+    )
 
-    # 2. Data, model, optimizer, scheduler.
-    train_dataloader, eval_dataloader = get_dataloaders(accelerator, args, tokenizer, documents)
-    family = FAMILIES[args.model_type]
+
+def build_model(run: PretrainRun):
+    args, family = run.args, MODEL_FAMILIES[run.args.model_type]
     if args.model_name_or_path:
-        model = family.model_class.from_pretrained(
-            args.model_name_or_path, config=model_config, attn_implementation=args.attn_implementation
+        model = family.lm_class.from_pretrained(
+            args.model_name_or_path, config=run.model_config, attn_implementation=args.attn_implementation
         )
     else:
-        model = family.model_class._from_config(model_config, attn_implementation=args.attn_implementation)
+        model = family.lm_class._from_config(run.model_config, attn_implementation=args.attn_implementation)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    optimizer = get_optimizer(model, config, accelerator.device)
+    return model
 
-    micro_batches_per_epoch = len(train_dataloader)  # all processes together: prepare() shards it
-    steps_per_epoch = max(1, micro_batches_per_epoch // accelerator.num_processes // args.gradient_accumulation_steps)
-    max_steps = args.max_steps or steps_per_epoch * args.num_train_epochs
-    warmup = args.num_warmup_steps if args.num_warmup_steps is not None else min(PAPER_WARMUP_STEPS, max_steps // 10)
-    config.update(max_steps=max_steps, num_warmup_steps=warmup, num_parameters=model.num_parameters())
-    lr_scheduler = get_scheduler(
-        config["lr_scheduler_type"], optimizer=optimizer, num_warmup_steps=warmup, num_training_steps=max_steps
+
+def build_loop(run: PretrainRun, hyperparameters: dict) -> TrainingLoop:
+    """2. The model, optimizer, scheduler and loop, prepared by Accelerate; a resumed run's state loaded."""
+    args, accelerator = run.args, run.accelerator
+    model = build_model(run)
+    betas = (args.adam_beta1, args.adam_beta2)
+    optimizer = build_optimizer(model, args.learning_rate, betas, args.weight_decay, accelerator.device)
+    per_epoch = steps_per_epoch(
+        len(run.train_dataloader) // accelerator.num_processes, args.gradient_accumulation_steps, True
     )
-    model, optimizer, train_dataloader, eval_dataloader, lr_scheduler = accelerator.prepare(
-        model, optimizer, train_dataloader, eval_dataloader, lr_scheduler
+    max_steps = args.max_steps or per_epoch * args.num_train_epochs
+    warmup = args.warmup_steps(max_steps)
+    lr_scheduler = build_scheduler(args.lr_scheduler_type, optimizer, warmup, max_steps)
+    hyperparameters.update(
+        block_size=run.block_size, max_steps=max_steps, num_warmup_steps=warmup, num_parameters=model.num_parameters()
+    )
+    model, optimizer, run.train_dataloader, run.eval_dataloader, lr_scheduler = accelerator.prepare(
+        model, optimizer, run.train_dataloader, run.eval_dataloader, lr_scheduler
     )
     if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
         raise RecipeError(
@@ -466,128 +413,50 @@ def training_function(config, args):
         )
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
-    if resume_dir is not None:
-        accelerator.load_state(os.fspath(resume_dir))  # weights, optimizer, scheduler, every RNG, the progress
-        accelerator.print(f"Resumed from {resume_dir} at step {progress.step}.")
-    if args.with_tracking:
-        accelerator.init_trackers("pretrain", {k: v for k, v in config.items() if not isinstance(v, (list, dict))})
+    if run.resume_dir is not None:
+        accelerator.load_state(os.fspath(run.resume_dir))  # weights, optimizer, scheduler, every RNG, the progress
+        accelerator.print(f"Resumed from {run.resume_dir} at step {progress.step}.")
+    schedule = Schedule(
+        max_steps=max_steps,
+        steps_per_epoch=per_epoch,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        logging_steps=args.logging_steps,
+        eval_every=args.eval_steps,
+        checkpoint_every=args.checkpoint_every,
+        steps_cross_epochs=True,
+        evaluate_at_start=not args.skip_initial_evaluation,
+        tokens_per_step=run.block_size * args.per_device_train_batch_size * accelerator.num_processes
+        * args.gradient_accumulation_steps,
+    )  # fmt: skip
+    return TrainingLoop(
+        accelerator, model, optimizer, lr_scheduler, run.train_dataloader, progress, schedule, PretrainHooks(run),
+        checkpoints_root(run.output_dir), args.checkpoints_total_limit, args.with_tracking, "pre-training",
+    )  # fmt: skip
 
-    tokens_per_step = args.block_size * args.per_device_train_batch_size * accelerator.num_processes
-    tokens_per_step *= args.gradient_accumulation_steps
-    micro_batches_per_epoch = len(train_dataloader)
-    accelerator.print(
-        f"{args.model_type}: {model_config.n_layer} layers x {model_config.n_embd}, "
-        f"{config['num_parameters']:,} parameters, vocabulary {len(tokenizer):,} | "
-        f"{len(train_dataloader.dataset):,} training blocks of {args.block_size} tokens, "
-        f"{len(eval_dataloader.dataset):,} validation blocks | {max_steps:,} steps of {tokens_per_step:,} tokens "
-        f"({accelerator.num_processes} process(es) x {args.per_device_train_batch_size} x "
-        f"{args.gradient_accumulation_steps} accumulation) on {accelerator.device}"
+
+def describe(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict) -> str:
+    args, config = run.args, run.model_config
+    schedule = loop.schedule
+    return (
+        f"{args.model_type}: {config.n_layer} layers x {config.n_embd}, {hyperparameters['num_parameters']:,} "
+        f"parameters, vocabulary {len(run.tokenizer):,} | {len(run.train_dataloader.dataset):,} training blocks of "
+        f"{run.block_size} tokens, {len(run.eval_dataloader.dataset):,} validation blocks | {schedule.max_steps:,} "
+        f"steps of {schedule.tokens_per_step:,} tokens ({run.accelerator.num_processes} process(es) x "
+        f"{args.per_device_train_batch_size} x {args.gradient_accumulation_steps} accumulation) on "
+        f"{run.accelerator.device}"
     )
 
-    def write_extra(folder):
-        accelerator.unwrap_model(model).config.to_json_file(Path(folder) / "config.json")
-        tokenizer.save_pretrained(folder)
 
-    def checkpoint(step):
-        info = {"layout": layout, "tokens_seen": progress.tokens_seen}
-        if progress.eval_history:
-            info["validation_loss"] = progress.eval_history[-1]["loss"]
-        return save_checkpoint(accelerator, checkpoints, step, write_extra, args.checkpoints_total_limit, info)
-
-    def run_evaluation():
-        loss, ppl = evaluate(model, eval_dataloader, accelerator)
-        progress.eval_history.append({"step": progress.step, "loss": loss, "perplexity": ppl})
-        if args.with_tracking:
-            accelerator.log({"eval/loss": loss, "eval/perplexity": ppl}, step=progress.step)
-        message = f"step {progress.step:>6}: validation loss {loss:.4f}, perplexity {ppl:.2f}"
-        if accelerator.is_local_main_process:
-            tqdm.write(message)
-        return loss
-
-    # 3. The loop. Position in the data = optimizer steps done x micro-batches per step.
-    model.train()
-    consumed = progress.step * args.gradient_accumulation_steps
-    epoch = consumed // micro_batches_per_epoch
-    bar = tqdm(
-        total=max_steps, initial=progress.step, disable=not accelerator.is_local_main_process, desc="pre-training"
-    )
-    if progress.step == 0 and not args.skip_initial_evaluation:
-        run_evaluation()
-    # Loss averaged over the micro-batches since the last log; speed over the training time since then (evaluations
-    # and checkpoints left out).
-    running = progress.running_loss[accelerator.process_index] if progress.running_loss else 0.0
-    running_loss, running_count = torch.tensor(running, device=accelerator.device), progress.running_count
-    interval_tokens, interval_start = 0, time.perf_counter()
-    while progress.step < max_steps:
-        train_dataloader.set_epoch(epoch)
-        skip = consumed - epoch * micro_batches_per_epoch
-        active_dataloader = accelerator.skip_first_batches(train_dataloader, skip) if skip else train_dataloader
-        for batch in active_dataloader:
-            with accelerator.accumulate(model):
-                outputs = model(input_ids=batch["input_ids"], labels=batch["input_ids"], use_cache=False)
-                accelerator.backward(outputs.loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            consumed += 1
-            running_loss += outputs.loss.detach().float()
-            running_count += 1
-            if not accelerator.sync_gradients:
-                continue
-            lr_scheduler.step()
-            progress.step += 1
-            progress.tokens_seen += tokens_per_step
-            interval_tokens += tokens_per_step
-            bar.update(1)
-            if progress.step % args.logging_steps == 0 or progress.step == max_steps:
-                loss = accelerator.reduce(running_loss / running_count, reduction="mean").item()
-                elapsed = time.perf_counter() - interval_start
-                record = {
-                    "step": progress.step,
-                    "loss": loss,
-                    "lr": lr_scheduler.get_last_lr()[0],
-                    "tokens_per_second": interval_tokens / elapsed,
-                }
-                progress.train_history.append(record)
-                bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{record['tokens_per_second']:,.0f}")
-                if args.with_tracking:
-                    accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=progress.step)
-                running_loss, running_count = running_loss * 0, 0
-                interval_tokens, interval_start = 0, time.perf_counter()
-            paused = time.perf_counter()
-            if progress.step % args.eval_steps == 0 or progress.step == max_steps:
-                run_evaluation()
-            at_interval = args.checkpointing_steps and progress.step % args.checkpointing_steps == 0
-            if at_interval or progress.step == max_steps:
-                progress.running_loss = accelerator.gather(running_loss.reshape(1)).tolist()
-                progress.running_count = running_count
-                checkpoint(progress.step)
-            interval_start += time.perf_counter() - paused
-            if progress.step >= max_steps:
-                break
-        epoch += 1
-    bar.close()
-
-    # 4. The model, the figure, samples.
-    accelerator.wait_for_everyone()
-    unwrapped = accelerator.unwrap_model(model)
-    unwrapped.save_pretrained(
-        output_dir,
-        is_main_process=accelerator.is_main_process,
-        save_function=accelerator.save,
-        state_dict=accelerator.get_state_dict(model),
-    )
+def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict):
+    """4. The model, the figure, the history, samples, and the paths of all of them."""
+    args, accelerator, output_dir, progress = run.args, run.accelerator, run.output_dir, loop.progress
+    save_model(accelerator, loop.model, run.tokenizer, output_dir)
+    plot = output_dir / "loss_curve.png"
     if accelerator.is_main_process:
-        tokenizer.save_pretrained(output_dir)
-        plot = save_loss_curve(
-            progress.train_history,
-            progress.eval_history,
-            output_dir / "loss_curve.png",
-            title=f"{args.model_type} pre-training, {config['num_parameters']:,} parameters",
-        )
+        title = f"{args.model_type} pre-training, {hyperparameters['num_parameters']:,} parameters"
+        save_loss_curve(progress.train_history, progress.eval_history, plot, title=title)
         with open(output_dir / "history.json", "w") as file:
-            json.dump({"hyperparameters": config, **progress.state_dict()}, file, indent=1)
+            json.dump({"hyperparameters": hyperparameters, **progress.state_dict()}, file, indent=1)
     accelerator.wait_for_everyone()
     if args.with_tracking:
         accelerator.end_training()
@@ -596,140 +465,56 @@ def training_function(config, args):
         f"\nValidation perplexity {first['perplexity']:.2f} (step {first['step']}) -> {last['perplexity']:.2f} "
         f"(step {last['step']}); {progress.tokens_seen:,} tokens seen."
     )
-    if accelerator.is_main_process and args.num_samples:
+    if not accelerator.is_main_process:
+        return
+    if args.num_samples:
         samples = sample_continuations(
             output_dir, args.sample_prompts[: args.num_samples], accelerator.device, args.sample_length, args.seed
         )
         (output_dir / "samples.txt").write_text("\n\n".join(samples) + "\n")
         for text in samples:
             accelerator.print(f"\n--- sample ---\n{text}")
-    if accelerator.is_main_process:
-        accelerator.print(
-            f"\nModel and tokenizer: {output_dir}/ (AutoModelForCausalLM.from_pretrained({str(output_dir)!r}))\n"
-            f"Loss curve:          {plot}\n"
-            f"Logs:                {output_dir / 'history.json'}"
-            + (f", TensorBoard: tensorboard --logdir {output_dir / 'logs'}" if args.with_tracking else "")
-            + f"\nCheckpoints:         {checkpoints}/ (resume with --resume_from_checkpoint latest)\n"
-            f"Generate:            python -m recipes.generate --model {output_dir} --do_sample --prompt 'ROMEO.'"
-        )
-        if args.push_to_hub:
-            repo_id = args.hub_model_id or output_dir.name
-            if "tokenizer" in inspect.signature(unwrapped.push_to_hub).parameters:
-                unwrapped.push_to_hub(repo_id, tokenizer=tokenizer)
-            else:
-                unwrapped.push_to_hub(repo_id)
-                tokenizer.push_to_hub(repo_id)
-            accelerator.print(f"Pushed to https://huggingface.co/{repo_id}")
-    return progress
+    tensorboard = f", TensorBoard: tensorboard --logdir {output_dir / 'logs'}" if args.with_tracking else ""
+    accelerator.print(
+        f"\nModel and tokenizer: {output_dir}/ (AutoModelForCausalLM.from_pretrained({str(output_dir)!r}))\n"
+        f"Loss curve:          {plot}\n"
+        f"Logs:                {output_dir / 'history.json'}{tensorboard}\n"
+        f"Checkpoints:         {checkpoints_root(output_dir)}/ (resume with --resume_from_checkpoint latest)\n"
+        f"Generate:            python -m recipes.generate --model {output_dir} --do_sample --prompt 'ROMEO.'"
+    )
+    if args.push_to_hub:
+        repo_id = args.hub_model_id or output_dir.name
+        accelerator.unwrap_model(loop.model).push_to_hub(repo_id, tokenizer=run.tokenizer)
+        accelerator.print(f"Pushed to https://huggingface.co/{repo_id}")
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m recipes.pretrain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    model = parser.add_argument_group("model")
-    model.add_argument("--model_type", choices=list(FAMILIES), default="gpt2")
-    model.add_argument(
-        "--preset",
-        default=None,
-        help="gpt2: tiny, 124M, 355M, 774M, 1.5B; gpt1: tiny, gpt1 (default: the CPU demo model, the tiny preset "
-        "widened to 4 blocks x 256, context 256, no dropout)",
-    )
-    model.add_argument("--config_name", default=None, help="a config.json, model folder or Hub name (not --preset)")
-    model.add_argument("--model_name_or_path", default=None, help="continue pre-training these weights")
-    model.add_argument("--config_overrides", default=None, help='fields over the config, e.g. "n_layer=4,n_embd=256"')
-    model.add_argument("--attn_implementation", default="sdpa", help="sdpa, eager, flash_attention_2, flex_attention")
-    data = parser.add_argument_group("data")
-    data.add_argument("--train_file", nargs="+", default=None, help=".txt (one document each), .jsonl, .csv, .parquet")
-    data.add_argument("--validation_file", nargs="+", default=None)
-    data.add_argument("--dataset_name", default=None, help="a Hub dataset (instead of files)")
-    data.add_argument("--dataset_config_name", default=None)
-    data.add_argument("--dataset_split", default="train", help='the training split, e.g. "train[:10%%]"')
-    data.add_argument("--validation_split_name", default=None, help="a validation split of the Hub dataset")
-    data.add_argument("--text_column", default="text")
-    data.add_argument("--validation_split_percentage", type=float, default=5.0, help="held out when no validation set")
-    data.add_argument(
-        "--max_eval_samples", type=int, default=None, help="evaluate on at most this many blocks (demo: 100)"
-    )
-    data.add_argument(
-        "--block_size", type=int, default=None, help="tokens per training sequence (default n_positions)"
-    )
-    data.add_argument("--preprocessing_num_workers", type=int, default=None)
-    data.add_argument(
-        "--tokenizer",
-        default=None,
-        help='"gpt2" (OpenAI\'s vocabulary, offline), "train" (learn one from the corpus), or a tokenizer folder or '
-        "Hub name (default: the --model_name_or_path one, else gpt2 for GPT-2, train for GPT-1 and the demo)",
-    )
-    data.add_argument(
-        "--vocab_size", type=int, default=None, help="of a trained tokenizer (50,257 / 40,483; demo: 8,192)"
-    )
-    train = parser.add_argument_group("training")
-    train.add_argument("--per_device_train_batch_size", type=int, default=8)
-    train.add_argument("--per_device_eval_batch_size", type=int, default=16)
-    train.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    train.add_argument("--learning_rate", type=float, default=None, help="gpt2: 6e-4 (demo: 1e-3), gpt1: 2.5e-4")
-    train.add_argument("--weight_decay", type=float, default=None, help="on matrices only; gpt2: 0.1, gpt1: 0.01")
-    train.add_argument("--adam_beta1", type=float, default=None)
-    train.add_argument("--adam_beta2", type=float, default=None, help="gpt2: 0.95, gpt1: 0.999")
-    train.add_argument("--lr_scheduler_type", default="cosine", help="any transformers scheduler name")
-    train.add_argument("--num_warmup_steps", type=int, default=None, help="default: 2,000 or a tenth of a shorter run")
-    train.add_argument("--max_grad_norm", type=float, default=1.0)
-    train.add_argument(
-        "--max_steps", type=int, default=None, help="optimizer steps (default: --num_train_epochs; demo: 400)"
-    )
-    train.add_argument("--num_train_epochs", type=int, default=1)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16", "fp8"], default=None)
-    train.add_argument("--gradient_checkpointing", action="store_true")
-    train.add_argument("--torch_compile", action="store_true")
-    train.add_argument("--cpu", action="store_true", help="train on the CPU even if an accelerator is present")
-    out = parser.add_argument_group("evaluation, checkpoints and output")
-    out.add_argument("--output_dir", default=None, help="default: runs/pretrain-<model_type>")
-    out.add_argument("--overwrite_output_dir", action="store_true", help="delete the checkpoints of an earlier run")
-    out.add_argument("--logging_steps", type=int, default=10)
-    out.add_argument("--eval_steps", type=int, default=100)
-    out.add_argument("--skip_initial_evaluation", action="store_true", help="no evaluation before the first step")
-    out.add_argument("--checkpointing_steps", type=int, default=200, help="save every N steps (0: only at the end)")
-    out.add_argument("--checkpoints_total_limit", type=int, default=2, help="keep the newest N checkpoints")
-    out.add_argument(
-        "--resume_from_checkpoint", default=None, help='"latest", a checkpoint folder or a folder of them'
-    )
-    out.add_argument("--with_tracking", action=argparse.BooleanOptionalAction, default=True, help="trackers on")
-    out.add_argument("--report_to", default="tensorboard", help="an Accelerate tracker: tensorboard, wandb, all, ...")
-    out.add_argument("--num_samples", type=int, default=3, help="continuations printed at the end")
-    out.add_argument("--sample_length", type=int, default=80, help="new tokens per sample")
-    out.add_argument("--sample_prompts", nargs="+", default=["ROMEO.\n", "To be, or not to be", "The king"])
-    out.add_argument("--push_to_hub", action="store_true")
-    out.add_argument("--hub_model_id", default=None, help="repository for --push_to_hub (default: output_dir's name)")
-    return parser
+def training_function(args: PretrainArguments) -> TrainingProgress:
+    """Pre-training from parsed options: prepare (every check), build, loop, finish."""
+    hyperparameters = asdict(args)
+    run = prepare_run(args)
+    loop = build_loop(run, hyperparameters)
+    if args.with_tracking:
+        scalars = {k: v for k, v in hyperparameters.items() if isinstance(v, (int, float, str, bool))}
+        run.accelerator.init_trackers("pretrain", scalars)
+    run.accelerator.print(describe(run, loop, hyperparameters))
+    loop.run(args.max_grad_norm)  # 3.
+    finish(run, loop, hyperparameters)
+    return loop.progress
 
 
-def parse_args(parser, argv=None) -> argparse.Namespace:
-    """The options, with the demo's defaults filled in when no model option is given, and the plain range checks."""
-    args = parser.parse_args(argv)
-    args.output_dir = args.output_dir or f"runs/pretrain-{args.model_type}"
-    args.demo = not (args.preset or args.config_name or args.model_name_or_path)
-    if args.demo:
-        for name, value in {**DEMO_DEFAULTS, "learning_rate": DEMO_LEARNING_RATE[args.model_type]}.items():
-            if getattr(args, name) is None:
-                setattr(args, name, value)
-    positive = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
-    for name in (*positive, "logging_steps", "eval_steps", "max_steps", "num_train_epochs"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if not 0 < args.validation_split_percentage < 100:
-        parser.error(f"--validation_split_percentage must be in (0, 100), got {args.validation_split_percentage}")
+def parse_args(argv=None) -> PretrainArguments:
+    (args,) = parse_arguments(
+        [PretrainArguments], argv, prog="python -m recipes.pretrain", description=__doc__, default_config=demo_config
+    )
     return args
 
 
 def main(argv=None):
-    parser = get_parser()
-    args = parse_args(parser, argv)
+    args = parse_args(argv)
     try:
-        return training_function(resolve_hyperparameters(args), args)
+        return training_function(args)
     except RecipeError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+        exit_with_error("python -m recipes.pretrain", error)
 
 
 if __name__ == "__main__":

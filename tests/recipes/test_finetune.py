@@ -3,6 +3,7 @@ committed task fixtures (24 real rows per family, split here 16 / 4 / 4): each f
 the Auto classes, exact resume after a crash, --freeze_body on a transformers openai-gpt folder, Trainer against
 Accelerate, the Hub mappings on local stand-ins, and every bad input refused with the row named."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -294,9 +295,8 @@ def test_trainer_mode_gives_the_metrics_of_the_accelerate_loop(pretrained_dir, s
 
     # Trainer drops the dataset columns that are not forward arguments: mc_token_ids and labels are.
     AcceleratorState._reset_state(reset_partial_state=True)
-    parser = finetune.get_parser()
-    trainer_args = finetune.parse_args(parser, [str(arg) for arg in [*args, "--output_dir", tmp_path / "again"]])
-    trainer, _, _ = finetune_trainer.build_trainer(finetune.resolve_hyperparameters(trainer_args), trainer_args)
+    trainer_args = finetune.parse_args([str(arg) for arg in [*args, "--output_dir", tmp_path / "again"]])
+    trainer, _, _ = finetune_trainer.build_trainer(dataclasses.asdict(trainer_args), trainer_args)
     batch = next(iter(trainer.get_train_dataloader()))
     assert set(batch) == {"input_ids", "attention_mask", "mc_token_ids", "labels"}
     assert batch["input_ids"].shape[:2] == (4, 3) and batch["mc_token_ids"].shape == (4, 3)

@@ -17,6 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from modeling_gpt2 import GPT2OriginsConfig
 from recipes import pretrain
+from recipes.families import MODEL_FAMILIES
 from recipes.checkpointing import MARKER, complete_checkpoints
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
@@ -359,21 +360,24 @@ def test_two_processes_train_evaluate_checkpoint_and_resume_like_one(tmp_path):
 
 
 def test_without_a_model_option_the_defaults_are_the_cpu_demo():
-    args = pretrain.parse_args(pretrain.get_parser(), [])
-    assert args.demo and args.output_dir == "runs/pretrain-gpt2"
+    """No model option and no --config: the run config pretrain-demo-<model_type>.yaml; any option overrides it."""
+    args = pretrain.parse_args([])
+    assert args.output_dir == "runs/pretrain-gpt2" and args.preset == "tiny" and "n_layer=4" in args.config_overrides
     assert (args.tokenizer, args.vocab_size, args.max_steps, args.learning_rate) == ("train", 8192, 400, 1e-3)
-    assert pretrain.parse_args(pretrain.get_parser(), ["--model_type", "gpt1"]).learning_rate == 2.5e-4
-    real = pretrain.parse_args(pretrain.get_parser(), ["--preset", "124M"])
-    assert not real.demo and real.tokenizer is None and real.max_steps is None
-    assert pretrain.resolve_hyperparameters(real)["tokenizer"] == "gpt2"  # OpenAI's vocabulary outside the demo
-    assert pretrain.resolve_hyperparameters(real)["learning_rate"] == 6e-4
+    assert pretrain.parse_args(["--model_type", "gpt1"]).learning_rate == 2.5e-4
+    assert pretrain.parse_args(["--max_steps", "7"]).max_steps == 7
+    real = pretrain.parse_args(["--preset", "124M"])
+    assert real.config_overrides is None and real.max_steps is None and real.max_eval_samples is None
+    assert real.tokenizer == "gpt2" and real.learning_rate == 6e-4  # OpenAI's vocabulary, the family's settings
+    gpt1 = pretrain.parse_args(["--model_type", "gpt1", "--preset", "gpt1"])
+    assert (gpt1.tokenizer, gpt1.vocab_size, gpt1.learning_rate, gpt1.adam_beta2) == ("train", 40483, 2.5e-4, 0.999)
 
 
 def test_push_to_hub_uploads_model_and_tokenizer_together(tmp_path, monkeypatch):
     AcceleratorState._reset_state(reset_partial_state=True)
     pushed = []
     monkeypatch.setattr(
-        pretrain.FAMILIES["gpt2"].model_class,
+        MODEL_FAMILIES["gpt2"].lm_class,
         "push_to_hub",
         lambda self, repo_id, tokenizer=None: pushed.append((repo_id, len(tokenizer))),
     )
