@@ -53,7 +53,6 @@ import os
 import re
 import string
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import torch
@@ -91,8 +90,8 @@ def load_model_and_tokenizer(args):
     classes, with the folder's tokenizer or OpenAI's when it has none (recipes/generate.py's loader)."""
     try:
         if is_preset(args.model):
-            return generate.load_model_and_tokenizer(Namespace(model=None, preset=args.model, seed=args.seed))
-        return generate.load_model_and_tokenizer(Namespace(model=args.model))
+            return generate.load_model_and_tokenizer(None, "gpt2", preset=args.model, seed=args.seed)
+        return generate.load_model_and_tokenizer(args.model)
     except (OSError, ValueError) as error:
         presets = ", ".join(modeling_gpt2.PRESETS)
         raise RecipeError(

@@ -1,61 +1,106 @@
-"""Generate text with a GPT-2 of gpt-origins.
+"""Generate text with a GPT-2 or GPT-1 of gpt-origins.
 
-The model is a saved folder or Hub repository (`--model path/or/name`; transformers' own GPT-2 checkpoints such as
-openai-community/gpt2 load too), or a preset of the paper's sizes with random weights (`--preset tiny`, the default
-here, so this runs on a fresh machine without the Hub: expect noise until the model is trained). The tokenizer is
-the model folder's, or OpenAI's GPT-2 vocabulary, which ships with gpt-origins and needs no network.
+The model is a saved folder or Hub repository (`--model path/or/name`: a pre-training run's folder, a fine-tuned
+GPT-1's, or transformers' own GPT-2 and GPT-1 checkpoints such as openai-community/gpt2; config.json says which
+family it is), or a preset of the paper's sizes with random weights (`--preset tiny`, the default here, of
+`--model_type gpt2` or `gpt1`, so this runs on a fresh machine without the Hub: expect noise until the model is
+trained). The tokenizer is the model folder's; a GPT-2 folder without one gets OpenAI's GPT-2 vocabulary, which ships
+with gpt-origins and needs no network, and a random GPT-1 preset a GPT-1 style BPE learned from the bundled
+Shakespeare.
 
     python -m recipes.generate --prompt "It was a dark and stormy night"
+    python -m recipes.generate --model runs/pretrain-gpt1 --prompt "To be, or not to be"
     python -m recipes.generate --model openai-community/gpt2 --prompt "Hello" --do_sample --top_k 40
 """
 
-import argparse
+import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import modeling_gpt2  # noqa: F401  (registers gpt2-origins with the Auto classes)
-from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, load_gpt2_tokenizer
+from .arguments import at_least, parse_arguments
+from .errors import RecipeError
+from .families import (
+    MODEL_FAMILIES,
+    family_of,
+    get_family,
+    load_causal_lm,
+    load_tokenizer_for,
+    preset_model,
+    preset_tokenizer,
+)
+
+PROG = "python -m recipes.generate"
+DEFAULT_PROMPT = "It was a dark and stormy night"
+EXTEND = {"action": "extend"}  # a repeated option adds its values (--prompt A --prompt B: two prompts)
 
 
-def load_model_and_tokenizer(args):
-    if args.model is None:
-        torch.manual_seed(args.seed)
-        model = GPT2OriginsLMHeadModel(GPT2OriginsConfig.from_preset(args.preset))
-        return model, load_gpt2_tokenizer()
-    model = AutoModelForCausalLM.from_pretrained(args.model)
-    has_tokenizer = not Path(args.model).is_dir() or any(
-        (Path(args.model) / name).exists() for name in ("tokenizer.json", "vocab.json", "tokenizer_config.json")
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class GenerateArguments:
+    model: str | None = field(default=None, metadata={"help": "saved folder or Hub name; default: a random --preset"})
+    model_type: str | None = field(
+        default=None, metadata={"help": f"the family of the random --preset: {' or '.join(MODEL_FAMILIES)} (gpt2)"}
     )
-    tokenizer = AutoTokenizer.from_pretrained(args.model) if has_tokenizer else load_gpt2_tokenizer()
-    return model, tokenizer
+    preset: str = field(
+        default="tiny", metadata={"help": "GPT-2: tiny, 124M, 355M, 774M, 1.5B; GPT-1: tiny, gpt1 (without --model)"}
+    )
+    prompt: list[str] | None = field(
+        default=None,
+        metadata={"help": f"prompt text; repeat for a batch (default: {DEFAULT_PROMPT!r})", **EXTEND},
+    )
+    max_new_tokens: int = field(default=40, metadata={"help": "tokens to generate after each prompt"})
+    do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
+    temperature: float = field(default=1.0, metadata={"help": "with --do_sample: divide the logits by this"})
+    top_k: int = field(default=50, metadata={"help": "with --do_sample: sample among the k likeliest tokens (0: all)"})
+    num_beams: int = field(default=1, metadata={"help": "beam search with this many beams (1: none)"})
+    seed: int = field(default=0, metadata={"help": "of the sampling, and of a preset's random weights"})
+    device: str = field(default_factory=default_device, metadata={"help": "cuda where there is one, else cpu"})
+
+    def __post_init__(self):
+        at_least("max_new_tokens", self.max_new_tokens, 1)
+        at_least("top_k", self.top_k, 0)
+        at_least("num_beams", self.num_beams, 1)
+        if not self.temperature > 0:
+            raise ValueError(f"--temperature must be > 0, got {self.temperature}")
+        if self.model_type is not None and self.model_type not in MODEL_FAMILIES:
+            raise ValueError(f"--model_type must be one of {', '.join(MODEL_FAMILIES)}, got {self.model_type!r}")
+        presets = MODEL_FAMILIES[self.model_type or "gpt2"].presets
+        if self.model is None and self.preset not in presets:
+            raise ValueError(
+                f"--preset {self.preset!r} is not a {self.model_type or 'gpt2'} preset; known: {', '.join(presets)}"
+            )
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="saved folder or Hub name; default: a random --preset model")
-    parser.add_argument("--preset", default="tiny", help="tiny, 124M, 355M, 774M or 1.5B (used without --model)")
-    parser.add_argument("--prompt", action="append", help="prompt text; repeat for a batch")
-    parser.add_argument("--max_new_tokens", type=int, default=40)
-    parser.add_argument("--do_sample", action="store_true", help="sample instead of greedy decoding")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top_k", type=int, default=50)
-    parser.add_argument("--num_beams", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    args = parser.parse_args(argv)
-    if args.max_new_tokens < 1:
-        parser.error(f"--max_new_tokens must be at least 1, got {args.max_new_tokens}")
-    prompts = args.prompt or ["It was a dark and stormy night"]
+def load_model_and_tokenizer(model: str | None, model_type: str | None = None, preset: str = "tiny", seed: int = 0):
+    """(model, tokenizer): `model` (a folder or Hub name, of whichever family its config.json names; `model_type`,
+    if given, must agree), or without it a random `preset` of `model_type` (default gpt2) drawn from `seed`."""
+    if model is None:
+        family = get_family(model_type or "gpt2").name
+        tokenizer = preset_tokenizer(family)
+        # A learned GPT-1 vocabulary is smaller than the paper's 40,478 tokens: the embedding is sized to it.
+        overrides = {} if family == "gpt2" else {"vocab_size": len(tokenizer)}
+        return preset_model(family, preset, seed, **overrides), tokenizer
+    family = family_of(model)
+    if model_type is not None and model_type != family.name:
+        raise RecipeError(f"--model {model!r} is a {family.name} model, not --model_type {model_type}.")
+    return load_causal_lm(model), load_tokenizer_for(model)
 
-    model, tokenizer = load_model_and_tokenizer(args)
+
+def generate(args: GenerateArguments):
+    """Continues every prompt, prints them with their continuations and the speed, and returns the token ids."""
+    prompts = args.prompt or [DEFAULT_PROMPT]
+    model, tokenizer = load_model_and_tokenizer(args.model, args.model_type, args.preset, args.seed)
     model.to(args.device).eval()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"  # generation continues at the right edge of every row
-    batch = tokenizer(prompts, return_tensors="pt", padding=True).to(args.device)
+    # No special tokens: a GPT-1 tokenizer would frame a single text as a task input (`_start_ ... _classify_`).
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(args.device)
 
     torch.manual_seed(args.seed)
     start = time.perf_counter()
@@ -71,13 +116,24 @@ def main(argv=None):
         )
     seconds = time.perf_counter() - start
     new_tokens = output[:, batch["input_ids"].shape[1] :]
-    for prompt, continuation in zip(prompts, tokenizer.batch_decode(new_tokens, skip_special_tokens=True)):
-        print(f"--- {prompt!r}\n{prompt}{continuation}\n")
+    # The whole sequence decoded, so that a word boundary at the prompt's end is kept (GPT-1's BPE marks word ends,
+    # and a continuation decoded alone would be glued to the prompt's last word).
+    for prompt, text in zip(prompts, tokenizer.batch_decode(output, skip_special_tokens=True)):
+        print(f"--- {prompt!r}\n{text}\n")
     print(
         f"{model.num_parameters():,} parameters, {new_tokens.numel()} new tokens in {seconds:.2f} s "
         f"({new_tokens.numel() / seconds:.1f} tokens/s) on {args.device}"
     )
     return output
+
+
+def main(argv=None):
+    (args,) = parse_arguments([GenerateArguments], argv, prog=PROG, description=__doc__)
+    try:
+        return generate(args)
+    except RecipeError as error:  # exit status 2 and a one-line message, as for a bad option
+        sys.stderr.write(f"{PROG}: error: {error}\n")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
