@@ -18,8 +18,10 @@ PRESETS: dict[str, dict] = {
 }
 PRESET_ALIASES = {"openai-gpt": "gpt1", "117M": "gpt1"}
 
-# The four input transformations of the paper's figure 1 (section 3.3); each picks a head in the double-heads model.
-TASK_TYPES = ("classification", "entailment", "similarity", "multiple_choice")
+# The paper's four task families, each with its input transformation (figure 1, section 3.3): the values of
+# `task_type`, which picks the double-heads model's head, and of `GPT1TaskEncoder`'s `family`.
+TASK_FAMILIES = ("classification", "entailment", "similarity", "multiple_choice")
+TASK_TYPES = TASK_FAMILIES  # the former name, kept for existing imports
 
 # `afn` keeps the names of the released code (train.py `act_fns`); there "gelu" is the tanh approximation, which
 # transformers calls "gelu_new" (its OpenAIGPT maps "gelu" to `gelu_new` as well). Values are ACT2FN keys.
@@ -31,6 +33,16 @@ _TASK_TOKEN_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id"
 # The model types whose config.json this class reads: its own, and transformers' GPT-1 (same fields).
 LOADABLE_MODEL_TYPES = ("gpt1-origins", "openai-gpt")
 OTHER_FAMILIES = {"gpt2-origins": "GPT-2 (modeling_gpt2)", "gpt2": "GPT-2 (modeling_gpt2)"}
+
+
+# Copied from modeling_gpt2.configuration_gpt2.preset_fields with GPT-2->GPT-1
+def preset_fields(name: str, overrides: dict) -> dict:
+    """The fields of the preset `name` (a key of `PRESETS` or `PRESET_ALIASES`), `overrides` on top."""
+    key = PRESET_ALIASES.get(name, name)
+    if key not in PRESETS:
+        known = ", ".join([*PRESETS, *PRESET_ALIASES])
+        raise ValueError(f"Unknown GPT-1 preset {name!r}; known presets: {known}.")
+    return {**PRESETS[key], **overrides}
 
 
 @strict(accept_kwargs=True)
@@ -177,8 +189,8 @@ class GPT1OriginsConfig(PreTrainedConfig):
     def validate_fine_tuning(self):
         """A known task type, a non-negative lambda, task tokens inside the vocabulary, and the one task-head layout
         GPT-1 has (the extract token's state through one linear layer)."""
-        if self.task_type is not None and self.task_type not in TASK_TYPES:
-            raise ValueError(f"Unknown `task_type` {self.task_type!r}; known: {', '.join(TASK_TYPES)} (or None).")
+        if self.task_type is not None and self.task_type not in TASK_FAMILIES:
+            raise ValueError(f"Unknown `task_type` {self.task_type!r}; known: {', '.join(TASK_FAMILIES)} (or None).")
         if self.lm_coef < 0:
             raise ValueError(
                 f"`lm_coef` (lambda, the weight of the auxiliary LM loss) must be >= 0, got {self.lm_coef}."
@@ -235,11 +247,7 @@ class GPT1OriginsConfig(PreTrainedConfig):
     def from_preset(cls, name: str, **overrides) -> "GPT1OriginsConfig":
         """A config for the paper's model ("gpt1", also "openai-gpt") or "tiny" for tests; keyword arguments override
         single fields."""
-        key = PRESET_ALIASES.get(name, name)
-        if key not in PRESETS:
-            known = ", ".join([*PRESETS, *PRESET_ALIASES])
-            raise ValueError(f"Unknown GPT-1 preset {name!r}; known presets: {known}.")
-        return cls(**{**PRESETS[key], **overrides})
+        return cls(**preset_fields(name, overrides))
 
 
-__all__ = ["GPT1OriginsConfig", "PRESETS", "TASK_TYPES"]
+__all__ = ["GPT1OriginsConfig", "PRESETS", "TASK_FAMILIES", "TASK_TYPES"]

@@ -7,17 +7,17 @@ Parameter names and layouts are those of the released checkpoint as transformers
 `tokens_embed`. Folders saved by transformers' `OpenAIGPTLMHeadModel` and `OpenAIGPTDoubleHeadsModel` load here with
 `from_pretrained` as they are.
 
-The attention, the MLP and the input checks are GPT-2's, copied from modeling_gpt2 (a saved GPT-1 folder must load
-without gpt-origins installed, so this file imports nothing from the GPT-2 package); a test keeps the copies equal.
+This file is the architecture. The attention, the MLP and most of the base model and LM head are GPT-2's, copied from
+modeling_gpt2 (a saved GPT-1 folder must load without gpt-origins installed, so this package imports nothing from the
+GPT-2 one) and marked `# Copied from`; the infrastructure is in sibling files, byte-identical to GPT-2's:
+`input_checks.py`, `chunked_loss.py`, `loading.py` and `hub.py`; the double-heads model's checks and losses are in
+`fine_tuning.py`. tests/check_copies.py keeps every copy equal (`make fix-copies` rewrites them from GPT-2's).
 """
 
-import os
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
@@ -32,17 +32,21 @@ from transformers.utils import ModelOutput, can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
+from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, tied_embedding
 from .configuration_gpt1 import GPT1OriginsConfig
+from .fine_tuning import (
+    check_task_inputs,
+    check_task_labels,
+    lm_loss_chunked,
+    lm_loss_per_sequence,
+    task_loss_per_example,
+    task_problem_type,
+)
+from .hub import HubMixin
+from .input_checks import check_inputs, check_labels
+from .loading import StrictLoadingMixin
 
 logger = logging.get_logger(__name__)
-
-# Every Auto class a saved folder of this package loads with (see `GPT1OriginsPreTrainedModel.save_pretrained`).
-AUTO_MAP = {
-    "AutoModel": "modeling_gpt1.GPT1OriginsModel",
-    "AutoModelForCausalLM": "modeling_gpt1.GPT1OriginsLMHeadModel",
-    "AutoModelForSequenceClassification": "modeling_gpt1.GPT1OriginsDoubleHeadsModel",
-    "AutoModelForMultipleChoice": "modeling_gpt1.GPT1OriginsDoubleHeadsModel",
-}
 
 
 # Copied from modeling_gpt2.modeling_gpt2.eager_attention_forward
@@ -173,53 +177,11 @@ class GPT1OriginsBlock(GradientCheckpointingLayer):
         return hidden_states
 
 
-# Copied from modeling_gpt2.modeling_gpt2._from_pretrained_checked
-def _from_pretrained_checked(load: Callable, source, new_head_prefixes: tuple[str, ...], *model_args, **kwargs):
-    """`PreTrainedModel.from_pretrained` (`load`) with every way a checkpoint can be wrong as a clear error.
+class GPT1OriginsPreTrainedModel(StrictLoadingMixin, HubMixin, PreTrainedModel):
+    """Weight init and the transformers settings shared by the GPT-1 models; strict `from_pretrained` (`loading.py`),
+    `save_pretrained` and `push_to_hub` (`hub.py`)."""
 
-    Nothing is unpickled: weights come from safetensors, or from `torch.load(weights_only=True)`, and asking for
-    `weights_only=False` is refused. A truncated or corrupted safetensors file is an OSError naming the checkpoint.
-    Weights that do not fit the model (another size, another model family) are a ValueError naming the tensors,
-    where transformers would initialise them at random with a warning; only the parameters that start with
-    `new_head_prefixes` (a task head added for fine-tuning) may be missing from the checkpoint.
-    """
-    if kwargs.get("weights_only", True) is not True:
-        raise ValueError(
-            f"weights_only={kwargs['weights_only']!r} is refused: weights are read from safetensors or with "
-            f"torch.load(weights_only=True), never by unpickling arbitrary objects, which can run code."
-        )
-    wants_info = kwargs.pop("output_loading_info", False)
-    check_shapes = not kwargs.get("ignore_mismatched_sizes", False)
-    kwargs["ignore_mismatched_sizes"] = True  # the mismatches come back in the loading info; raised below
-    try:
-        model, info = load(source, *model_args, output_loading_info=True, **kwargs)
-    except SafetensorError as error:
-        raise OSError(
-            f"The safetensors weights of {os.fspath(source)!r} cannot be read ({error}): the file is truncated or "
-            f"corrupted. Download or save it again."
-        ) from error
-    name = type(model).__name__
-    if check_shapes and info["mismatched_keys"]:
-        mismatched = sorted(info["mismatched_keys"], key=lambda entry: entry[0])
-        examples = "; ".join(
-            f"{key}: {tuple(saved)} saved, {tuple(built)} here" for key, saved, built in mismatched[:3]
-        )
-        raise ValueError(
-            f"{len(mismatched)} weights of {os.fspath(source)!r} do not fit the {name} built from its config "
-            f"({examples}): the weights belong to a model of another size than its config.json says."
-        )
-    missing = sorted(key for key in info["missing_keys"] if not key.startswith(new_head_prefixes))
-    if missing:
-        unexpected = sorted(info["unexpected_keys"])
-        raise ValueError(
-            f"{os.fspath(source)!r} lacks {len(missing)} weights of {name} (e.g. {', '.join(missing[:3])})"
-            + (f" and holds others instead (e.g. {', '.join(unexpected[:3])})" if unexpected else "")
-            + ": it is not a checkpoint of this model family. Load it with its own class or the Auto classes."
-        )
-    return (model, info) if wants_info else model
-
-
-class GPT1OriginsPreTrainedModel(PreTrainedModel):
+    # Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsPreTrainedModel.config_class with GPT2->GPT1
     config_class = GPT1OriginsConfig
     config: GPT1OriginsConfig
     base_model_prefix = "transformer"
@@ -234,8 +196,22 @@ class GPT1OriginsPreTrainedModel(PreTrainedModel):
         "hidden_states": GPT1OriginsBlock,
         "attentions": OutputRecorder(GPT1OriginsAttention, index=1),
     }
+
     # Checkpoints of old transformers versions store the causal-mask buffers and position ids; both are built per call.
     _keys_to_ignore_on_load_unexpected = [r"attn\.bias$", r"position_ids$"]
+    # The task heads may be missing: a pre-trained checkpoint loads into the double-heads model with new heads. The LM
+    # head is tied to `tokens_embed`, so released checkpoints do not store it.
+    _new_head_prefixes = ("lm_head.", "score.", "multiple_choice_head.")
+    # One double-heads model serves two Auto classes: classification, entailment and similarity, and multiple choice.
+    _auto_map = {
+        "AutoModel": "GPT1OriginsModel",
+        "AutoModelForCausalLM": "GPT1OriginsLMHeadModel",
+        "AutoModelForSequenceClassification": "GPT1OriginsDoubleHeadsModel",
+        "AutoModelForMultipleChoice": "GPT1OriginsDoubleHeadsModel",
+    }
+    _model_card_description = (
+        'A GPT-1 model (Radford et al. 2018, "Improving Language Understanding by Generative Pre-Training")'
+    )
 
     def _init_weights(self, module: nn.Module):
         """N(0, 0.02) for every weight, zero biases, unit LayerNorm gains (section 4.1: "Since layernorm is used
@@ -245,246 +221,6 @@ class GPT1OriginsPreTrainedModel(PreTrainedModel):
         if isinstance(module, Conv1D):
             init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             init.zeros_(module.bias)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, stricter: a checkpoint that is corrupted, pickled code, or the weights
-        of another model is an error, never a model with random weights (see `_from_pretrained_checked`). The task
-        heads may be missing: a pre-trained checkpoint loads into the double-heads model with new heads."""
-        return _from_pretrained_checked(
-            super().from_pretrained,
-            pretrained_model_name_or_path,
-            ("lm_head.", "score.", "multiple_choice_head."),
-            *model_args,
-            **kwargs,
-        )
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """`PreTrainedModel.save_pretrained`; a class registered for an Auto class (see `__init__.py`) also names the
-        package's other Auto classes in `auto_map`: `register_for_auto_class` records one Auto class per model class,
-        but the double-heads model serves two, and every class lives in the one modeling file that is saved."""
-        if self._auto_class is not None:
-            self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
-        return super().save_pretrained(save_directory, *args, **kwargs)
-
-
-# Copied from modeling_gpt2.modeling_gpt2._check_inputs with GPT2Origins->GPT1Origins
-def _check_inputs(
-    config: GPT1OriginsConfig,
-    input_ids: torch.Tensor | None,
-    inputs_embeds: torch.Tensor | None,
-    attention_mask: torch.Tensor | None,
-    position_ids: torch.Tensor | None,
-    cache: Cache | None,
-) -> int:
-    """Every way a batch can be wrong, as a ValueError naming the value and the limit; returns the cached length.
-
-    The checks that read tensor values (id range, mask values, NaN) are skipped while torch.compile traces, where they
-    would break the graph; types and shapes are always checked.
-    """
-    if cache is not None and not isinstance(cache, Cache):
-        raise ValueError(
-            f"`cache` must be a transformers Cache (e.g. DynamicCache()), got {type(cache).__name__}: tuples of "
-            f"(key, value) pairs are not read."
-        )
-    past_length = cache.get_seq_length() if cache is not None else 0
-    if isinstance(past_length, torch.Tensor) and not torch.compiler.is_compiling():
-        past_length = int(past_length)  # a StaticCache counts its length in a tensor
-    # While torch.compile traces a StaticCache, the cached length is a tensor of unknown value: checks that need it
-    # are left to eager runs (a graph break per decoding step would cost more than the checks are worth).
-    known_past = not isinstance(past_length, torch.Tensor)
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
-    if input_ids is not None:
-        if input_ids.ndim != 2:
-            raise ValueError(
-                f"`input_ids` must have shape (batch_size, sequence_length), got shape {tuple(input_ids.shape)}."
-            )
-        if input_ids.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype} (expected torch.int64 or "
-                f"torch.int32)."
-            )
-        batch_size, seq_len = input_ids.shape
-    else:
-        if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != config.n_embd:
-            raise ValueError(
-                f"`inputs_embeds` must have shape (batch_size, sequence_length, n_embd={config.n_embd}), got shape "
-                f"{tuple(inputs_embeds.shape)}."
-            )
-        if not inputs_embeds.is_floating_point():
-            raise ValueError(f"`inputs_embeds` must be a floating-point tensor, got dtype {inputs_embeds.dtype}.")
-        batch_size, seq_len = inputs_embeds.shape[:2]
-    if batch_size == 0 or seq_len == 0:
-        raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
-    if known_past and past_length + seq_len > config.n_positions:
-        raise ValueError(
-            f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
-            f"model has n_positions={config.n_positions}."
-        )
-    has_layers = known_past and past_length and getattr(cache, "layers", None)
-    cached_keys = getattr(cache.layers[0], "keys", None) if has_layers else None
-    if isinstance(cached_keys, torch.Tensor) and cached_keys.ndim == 4 and cached_keys.shape[0] != batch_size:
-        raise ValueError(f"The cache holds {cached_keys.shape[0]} sequences, but the batch has {batch_size}.")
-    if attention_mask is not None and attention_mask.ndim == 2:
-        expected = (batch_size, past_length + seq_len)
-        if known_past and tuple(attention_mask.shape) != expected:
-            raise ValueError(
-                f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected (batch_size, cached + new "
-                f"positions) = {expected}."
-            )
-        if attention_mask.is_complex():
-            raise ValueError(
-                f"`attention_mask` must hold 0 and 1 (bool, int or float), got dtype {attention_mask.dtype}."
-            )
-    elif attention_mask is not None and attention_mask.ndim == 4:
-        # A prepared additive or boolean mask: (batch_size or 1, n_head or 1, new positions, >= cached + new).
-        rows, heads, queries, keys = attention_mask.shape
-        if (
-            rows not in (1, batch_size)
-            or heads not in (1, config.n_head)
-            or queries != seq_len
-            or (known_past and keys < seq_len + past_length)
-        ):
-            raise ValueError(
-                f"A 4D `attention_mask` must have shape (batch_size={batch_size} or 1, n_head={config.n_head} or 1, "
-                f"{seq_len}, at least {past_length + seq_len}), got {tuple(attention_mask.shape)}."
-            )
-    elif attention_mask is not None:
-        raise ValueError(
-            f"`attention_mask` must be 2D (batch_size, positions) or a prepared 4D mask, got shape "
-            f"{tuple(attention_mask.shape)}."
-        )
-    if position_ids is not None:
-        if position_ids.is_floating_point() or position_ids.is_complex() or position_ids.dtype == torch.bool:
-            raise ValueError(f"`position_ids` must be an integer tensor, got dtype {position_ids.dtype}.")
-        if position_ids.shape[-1] != seq_len:
-            raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
-        if position_ids.ndim > 2 or (position_ids.ndim == 2 and position_ids.shape[0] not in (1, batch_size)):
-            raise ValueError(
-                f"`position_ids` must have shape ({batch_size} or 1, {seq_len}) or ({seq_len},), got shape "
-                f"{tuple(position_ids.shape)}."
-            )
-
-    if torch.compiler.is_compiling():
-        return past_length
-    if input_ids is not None:
-        low, high = (int(value) for value in torch.aminmax(input_ids))
-        if low < 0 or high >= config.vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(f"Token id {bad} is outside the vocabulary [0, {config.vocab_size}).")
-    elif not torch.isfinite(inputs_embeds).all():
-        where = tuple((~torch.isfinite(inputs_embeds)).nonzero()[0].tolist())
-        raise ValueError(f"`inputs_embeds` contains NaN or inf (first at index {where}): every value must be finite.")
-    if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.dtype != torch.bool:
-        not_binary = (attention_mask != 0) & (attention_mask != 1)
-        if not_binary.any():
-            values = torch.unique(attention_mask[not_binary]).tolist()
-            raise ValueError(
-                f"`attention_mask` must hold 1 for tokens and 0 for padding, got the values {values[:5]} as well."
-            )
-    if position_ids is not None:
-        low, high = (int(value) for value in torch.aminmax(position_ids))
-        if low < 0 or high >= config.n_positions:
-            raise ValueError(f"`position_ids` must lie in [0, {config.n_positions}), got values in [{low}, {high}].")
-    return past_length
-
-
-# Copied from modeling_gpt2.modeling_gpt2._check_labels with GPT2Origins->GPT1Origins
-def _check_labels(config: GPT1OriginsConfig, labels: torch.Tensor, expected_shape: tuple[int, ...]) -> None:
-    """Next-token targets: the input's shape, integer ids in the vocabulary or -100 (ignored)."""
-    if tuple(labels.shape) != tuple(expected_shape):
-        raise ValueError(
-            f"`labels` has shape {tuple(labels.shape)}, expected the input's (batch_size, sequence_length) "
-            f"= {tuple(expected_shape)}."
-        )
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"`labels` must be integer token ids, got dtype {labels.dtype}.")
-    if torch.compiler.is_compiling():
-        return
-    real = labels[labels != -100]
-    if real.numel():
-        low, high = int(real.min()), int(real.max())
-        if low < 0 or high >= config.vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f"Label {bad} is outside the vocabulary [0, {config.vocab_size}); -100 marks an ignored position."
-            )
-
-
-# Copied from modeling_gpt2.modeling_gpt2.TiedWeightGrad
-class TiedWeightGrad:
-    """The gradient of the weight the LM head shares with the token embedding, on its way from the head's backward to
-    the embedding's.
-
-    With tied weights autograd adds two (V, C) gradients: the head's, and the embedding's, a fresh (V, C) zero tensor
-    into which the batch's rows are added. Here the head's backward (`ChunkedLMHeadLoss`) leaves its gradient with this
-    object and the embedding's backward (`TiedEmbedding`), which runs after it, adds the batch's rows to it in place:
-    one (V, C) tensor instead of two, and no zero-filling of the second (a 50,257 x 768 fp32 tensor is 154 MB). When
-    the embedding's backward will not run in this backward pass (`torch.autograd.grad` for other inputs, a detach in
-    between), the head returns its gradient as usual.
-    """
-
-    def __init__(self):
-        self.embedding_node = None  # weak reference to the embedding's backward node, set by `tied_embedding`
-        self.grad = None  # the head's weight gradient, (V, C), between the two backwards
-
-    @classmethod
-    def for_training_step(cls, head_weight: torch.Tensor, embedding_weight: torch.Tensor) -> "TiedWeightGrad | None":
-        """One for a training step whose LM head weight is the token embedding's, else None (untied weights, no
-        gradient wanted, torch.compile tracing, a tensor subclass such as a sharded DTensor, or a torch without the
-        engine query this relies on)."""
-        usable = (
-            hasattr(torch._C, "_will_engine_execute_node")
-            and head_weight is embedding_weight
-            and head_weight.requires_grad
-            and torch.is_grad_enabled()
-            and type(head_weight.data) is torch.Tensor
-            and not torch.compiler.is_compiling()
-        )
-        return cls() if usable else None
-
-    def hand_over(self, grad_weight: torch.Tensor) -> bool:
-        """In the head's backward: give the weight gradient to the embedding's backward if that will run."""
-        node = self.embedding_node() if self.embedding_node is not None else None
-        if node is None or not torch._C._will_engine_execute_node(node):
-            return False
-        self.grad = grad_weight
-        return True
-
-
-# Copied from modeling_gpt2.modeling_gpt2.TiedEmbedding
-class TiedEmbedding(torch.autograd.Function):
-    """`nn.functional.embedding` whose backward adds its rows to the LM head's weight gradient (see `TiedWeightGrad`).
-    Same forward; the same gradient as the plain embedding plus the head, to float rounding."""
-
-    @staticmethod
-    def forward(ctx, input_ids, weight, tied_grad: TiedWeightGrad):
-        # input_ids: (B, T); weight: (V, C). Returns (B, T, C).
-        ctx.save_for_backward(input_ids)
-        ctx.weight_shape, ctx.weight_dtype, ctx.tied_grad = weight.shape, weight.dtype, tied_grad
-        return nn.functional.embedding(input_ids, weight)
-
-    @staticmethod
-    def backward(ctx, grad_output):  # grad_output: (B, T, C)
-        if not ctx.needs_input_grad[1]:
-            return None, None, None
-        (input_ids,) = ctx.saved_tensors
-        grad_weight, ctx.tied_grad.grad = ctx.tied_grad.grad, None  # (V, C), or None if the head's did not come here
-        if grad_weight is None:
-            grad_weight = grad_output.new_zeros(ctx.weight_shape, dtype=ctx.weight_dtype)  # (V, C)
-        rows = grad_output.reshape(-1, grad_output.shape[-1]).to(grad_weight.dtype)  # (B*T, C)
-        grad_weight.index_put_((input_ids.reshape(-1),), rows, accumulate=True)  # repeated ids add up
-        return None, grad_weight, None
-
-
-# Copied from modeling_gpt2.modeling_gpt2.tied_embedding
-def tied_embedding(input_ids: torch.Tensor, weight: torch.Tensor, tied_grad: TiedWeightGrad) -> torch.Tensor:
-    """The token embeddings (B, T, C) of input_ids (B, T), through `TiedEmbedding`."""
-    embeddings = TiedEmbedding.apply(input_ids, weight, tied_grad)
-    if embeddings.grad_fn is not None:
-        tied_grad.embedding_node = weakref.ref(embeddings.grad_fn)  # weak: the graph, not this object, owns it
-    return embeddings
 
 
 class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
@@ -500,12 +236,16 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
         self.gradient_checkpointing = False
         self.post_init()
 
+    # Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsModel.get_input_embeddings with GPT2->GPT1, wte->tokens_embed
     def get_input_embeddings(self) -> nn.Embedding:
         return self.tokens_embed
 
+    # Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsModel.set_input_embeddings with GPT2->GPT1, wte->tokens_embed
     def set_input_embeddings(self, new_embeddings: nn.Embedding):
         self.tokens_embed = new_embeddings
 
+    # Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsModel.forward with GPT2->GPT1, wte->tokens_embed,
+    # wpe->positions_embed
     @merge_with_config_defaults
     @capture_outputs
     def forward(
@@ -533,14 +273,16 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
         inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*):
             Token embeddings to use instead of `input_ids`.
         tied_weight_grad (`TiedWeightGrad`, *optional*):
-            Set by the LM heads in a training step with the chunked loss: `tokens_embed`'s backward then adds its rows
-            to the head's weight gradient in place (see `TiedWeightGrad`).
+            Set by an LM head in a training step with the chunked loss: the token embedding's backward then adds its
+            rows to the head's weight gradient in place (see `chunked_loss.TiedWeightGrad`).
+
+        Returns `BaseModelOutputWithPast` with `last_hidden_state` (B, T, n_embd) and `cache`.
         """
         kwargs.pop("output_attentions", None)
         kwargs.pop("output_hidden_states", None)
         if cache is None:
             cache = kwargs.pop("past_key_values", None)  # the name transformers < 5.24 used
-        past_length = _check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache)
+        past_length = check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache)
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
@@ -567,111 +309,17 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
             cache=cache,
             position_ids=mask_position_ids,
         )
-        for block in self.h:
-            hidden_states = block(hidden_states, attention_mask=causal_mask, cache=cache, **kwargs)
-
+        hidden_states = self._run_blocks(hidden_states, causal_mask, cache, **kwargs)  # (B, T, C)
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
 
-
-# Copied from modeling_gpt2.modeling_gpt2.ChunkedLMHeadLoss
-class ChunkedLMHeadLoss(torch.autograd.Function):
-    """The LM head and its cross-entropy fused, a chunk of rows at a time: never more than (chunk_size, vocab_size)
-    logits exist, and the gradients are computed in the same pass (the loss is a scalar, so backward only scales them).
-
-    A training batch of 8 x 1024 tokens with a 50,000-token vocabulary would otherwise hold 1.6 GB of fp32
-    logits, and as much again for their softmax and for the gradient. The matmuls are the plain path's (forward, two
-    backward), so nothing is recomputed. Under autocast they run in the autocast dtype and the softmax in fp32, as in
-    transformers' loss, which upcasts the logits.
-    """
-
-    @staticmethod
-    def forward(ctx, hidden_states, weight, targets, target_weights, chunk_size: int, tied_grad=None):
-        # hidden_states: (N, C); weight: (V, C); targets: (N,) token ids (any negative id: no target); target_weights:
-        # (N,) float, the weight of each target's cross-entropy in the loss (0 for no target); tied_grad: a
-        # `TiedWeightGrad` when the weight is also the token embedding's, else None. Returns a scalar.
-        device_type = hidden_states.device.type
-        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
-        needs_hidden_grad, needs_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        ctx.weight_dtype = weight.dtype
-        with torch.autocast(device_type, enabled=False):
-            weight_c = weight.to(dtype)  # (V, C)
-            loss = torch.zeros((), device=hidden_states.device, dtype=torch.float32)
-            grad_hidden = torch.empty_like(hidden_states) if needs_hidden_grad else None  # (N, C), every row written
-            grad_weight = None  # (V, C) fp32, the first chunk's product, then accumulated
-            for start in range(0, hidden_states.shape[0], chunk_size):
-                hidden = hidden_states[start : start + chunk_size].to(dtype)  # (n, C)
-                safe_target = targets[start : start + chunk_size].clamp(min=0).unsqueeze(1)  # (n, 1)
-                target_weight = target_weights[start : start + chunk_size].float()  # (n,)
-                log_probs = torch.log_softmax((hidden @ weight_c.t()).float(), dim=-1)  # (n, V)
-                target_log_prob = log_probs.gather(1, safe_target).squeeze(1)  # (n,)
-                loss = loss - (target_log_prob * target_weight).sum()
-                if not (needs_hidden_grad or needs_weight_grad):
-                    continue
-                # d(loss)/d(logits) = (softmax - one_hot(target)) * the target's weight.
-                grad_logits = log_probs.exp_()  # (n, V), the softmax, in place
-                grad_logits.scatter_add_(1, safe_target, torch.full_like(safe_target, -1.0, dtype=torch.float32))
-                grad_logits.mul_(target_weight.unsqueeze(1))
-                grad_logits = grad_logits.to(dtype)
-                if needs_hidden_grad:
-                    grad_hidden[start : start + chunk_size] = (grad_logits @ weight_c).to(grad_hidden.dtype)  # (n, C)
-                if not needs_weight_grad:
-                    continue
-                if grad_weight is None:
-                    grad_weight = (grad_logits.t() @ hidden).float()  # (V, C)
-                elif dtype == torch.float32:
-                    grad_weight.addmm_(grad_logits.t(), hidden)  # (V, C), accumulated in place
-                else:
-                    grad_weight += (grad_logits.t() @ hidden).float()  # (V, C), the sum kept in fp32
-        # Kept on ctx, not saved tensors: backward scales them in place (a second (V, C) copy would double the
-        # memory this saves), so they serve one backward.
-        ctx.grads, ctx.used, ctx.tied_grad = (grad_hidden, grad_weight), False, tied_grad
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        if ctx.used:
-            raise RuntimeError(
-                "The chunked LM loss computes its gradients during forward and hands them out once: backward through "
-                "it twice (retain_graph=True) is not supported. Set `config.loss_chunk_size = None` for that."
-            )
-        ctx.used = True
-        grad_hidden, grad_weight = ctx.grads
-        ctx.grads = None
-        grad_hidden = grad_hidden.mul_(grad_output) if grad_hidden is not None else None
-        grad_weight = grad_weight.mul_(grad_output).to(ctx.weight_dtype) if grad_weight is not None else None
-        if grad_weight is not None and ctx.tied_grad is not None and ctx.tied_grad.hand_over(grad_weight):
-            grad_weight = None  # the token embedding's backward adds its rows to it and returns the sum
-        return grad_hidden, grad_weight, None, None, None, None
-
-
-# Copied from modeling_gpt2.modeling_gpt2.chunked_lm_head_loss
-def chunked_lm_head_loss(
-    hidden_states: torch.Tensor,
-    weight: torch.Tensor,
-    labels: torch.Tensor,
-    chunk_size: int,
-    num_items_in_batch: torch.Tensor | int | None = None,
-    ignore_index: int = -100,
-    shift_labels: torch.Tensor | None = None,
-    tied_grad: TiedWeightGrad | None = None,
-    **kwargs,
-) -> torch.Tensor:
-    """transformers' `ForCausalLMLoss(lm_head(hidden_states), labels, ...)` without the logits: the same shift
-    (position t predicts labels[t + 1]), the same mean over targets or sum / `num_items_in_batch`.
-
-    hidden_states: (B, T, C); weight: the LM head's (V, C); labels: (B, T); tied_grad: the `TiedWeightGrad` the token
-    embedding was looked up with, when the weight is shared. Returns a scalar.
-    """
-    if shift_labels is None:
-        shift_labels = nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]  # (B, T)
-    targets = shift_labels.reshape(-1).to(hidden_states.device)  # (B*T,)
-    hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, C)
-    valid = (targets != ignore_index).float()  # (B*T,)
-    if num_items_in_batch is None:
-        divisor = valid.sum()  # a mean over no target is NaN, as in transformers
-    else:
-        divisor = torch.as_tensor(num_items_in_batch, device=hidden_states.device).float()
-    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, valid / divisor, chunk_size, tied_grad)
+    def _run_blocks(
+        self, hidden_states: torch.Tensor, causal_mask: torch.Tensor | None, cache: Cache | None, **kwargs
+    ) -> torch.Tensor:
+        """The `n_layer` post-LN blocks, and no final LayerNorm: each block already ends in one (GPT-2 added it).
+        (B, T, C) -> (B, T, C)."""
+        for block in self.h:
+            hidden_states = block(hidden_states, attention_mask=causal_mask, cache=cache, **kwargs)  # (B, T, C)
+        return hidden_states
 
 
 class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
@@ -680,6 +328,7 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
 
     _tied_weights_keys = {"lm_head.weight": "transformer.tokens_embed.weight"}
 
+    # Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsLMHeadModel.__init__ with GPT2->GPT1, wte->tokens_embed
     def __init__(self, config: GPT1OriginsConfig):
         super().__init__(config)
         self.transformer = GPT1OriginsModel(config)
@@ -687,6 +336,7 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
         self.loss_type = "ForCausalLM"  # transformers' shifted cross-entropy that honours `num_items_in_batch`
         self.post_init()
 
+    # Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsLMHeadModel.forward with GPT2->GPT1, wte->tokens_embed
     @can_return_tuple
     def forward(
         self,
@@ -733,7 +383,7 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
 
         logits, loss = None, None
         if labels is not None:
-            _check_labels(self.config, labels, hidden_states.shape[:-1])
+            check_labels(self.config, labels, hidden_states.shape[:-1])
         if chunked_loss:
             # Training: the fused chunked loss, no (B, T, vocab_size) logits (they are returned as None); with tied
             # weights one (V, C) gradient serves the head and the embedding.
@@ -802,170 +452,6 @@ class GPT1OriginsMultipleChoiceHead(nn.Module):
         return self.summary(extract_states).squeeze(-1)  # (B, k, C) -> (B, k)
 
 
-def _check_task_inputs(
-    config: GPT1OriginsConfig,
-    task_type: str,
-    input_ids: torch.Tensor | None,
-    inputs_embeds: torch.Tensor | None,
-    attention_mask: torch.Tensor | None,
-    mc_token_ids: torch.Tensor | None,
-) -> tuple[int, ...]:
-    """The task-specific shape rules, as ValueErrors naming value and limit; returns the input's shape without the
-    embedding dimension, (B, T) or (B, N, T). The base model then checks each of the B * N sequences (vocabulary,
-    length). Value checks are skipped while compiling."""
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
-    given = input_ids if input_ids is not None else inputs_embeds
-    tokens = input_ids if input_ids is not None else inputs_embeds[..., 0]  # (B, [N,] T)
-    name = "input_ids" if input_ids is not None else "inputs_embeds"
-    if tokens.ndim not in (2, 3):
-        raise ValueError(
-            f"`{name}` must have shape (batch_size, sequence_length) or (batch_size, num_sequences, sequence_length)"
-            f"{', n_embd' if input_ids is None else ''}, got shape {tuple(given.shape)}."
-        )
-    batch_size = tokens.shape[0]
-    num_sequences = tokens.shape[1] if tokens.ndim == 3 else 1
-    seq_len = tokens.shape[-1]
-    if batch_size == 0 or num_sequences == 0 or seq_len == 0:
-        raise ValueError(
-            f"The batch is empty: batch_size={batch_size}, num_sequences={num_sequences}, sequence_length={seq_len} "
-            f"(`{name}` of shape {tuple(given.shape)})."
-        )
-
-    if task_type in ("classification", "entailment") and num_sequences != 1:
-        raise ValueError(
-            f"task_type={task_type!r} reads one sequence per example ([start] text [extract]), got "
-            f"{num_sequences} sequences per example (shape {tuple(tokens.shape)})."
-        )
-    if task_type == "similarity" and (tokens.ndim != 3 or num_sequences != 2):
-        raise ValueError(
-            "task_type='similarity' needs both orderings of each pair, shape (batch_size, 2, sequence_length) "
-            f"([start] A [delim] B [extract] and [start] B [delim] A [extract]), got shape {tuple(tokens.shape)}."
-        )
-    if task_type == "multiple_choice" and tokens.ndim != 3:
-        raise ValueError(
-            "task_type='multiple_choice' needs one sequence per answer, shape (batch_size, num_choices, "
-            f"sequence_length), got shape {tuple(tokens.shape)}."
-        )
-    if attention_mask is not None and attention_mask.shape != tokens.shape:
-        raise ValueError(
-            f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected the shape of `{name}` without the "
-            f"embedding dimension, {tuple(tokens.shape)}."
-        )
-    if mc_token_ids is not None:
-        expected = [(batch_size, num_sequences)] + ([(batch_size,)] if tokens.ndim == 2 else [])
-        if tuple(mc_token_ids.shape) not in expected:
-            raise ValueError(
-                f"`mc_token_ids` has shape {tuple(mc_token_ids.shape)}, expected one extract position per sequence: "
-                f"{' or '.join(str(shape) for shape in expected)}."
-            )
-        if mc_token_ids.is_floating_point() or mc_token_ids.dtype == torch.bool:
-            raise ValueError(f"`mc_token_ids` must be an integer tensor, got dtype {mc_token_ids.dtype}.")
-
-    if torch.compiler.is_compiling():
-        return tuple(tokens.shape)
-    if mc_token_ids is not None:
-        low, high = int(mc_token_ids.min()), int(mc_token_ids.max())
-        if low < 0 or high >= seq_len:
-            raise ValueError(
-                f"`mc_token_ids` must lie in [0, sequence_length={seq_len}), got values in [{low}, {high}]."
-            )
-    elif config.extract_token_id is not None and input_ids is not None:
-        counts = (input_ids == config.extract_token_id).sum(-1).reshape(batch_size, num_sequences)  # (B, N)
-        if (counts != 1).any():
-            example, sequence = (counts != 1).nonzero()[0].tolist()
-            raise ValueError(
-                f"Each sequence needs exactly one extract token (extract_token_id={config.extract_token_id}); "
-                f"example {example}, sequence {sequence} has {int(counts[example, sequence])}. Pass `mc_token_ids` "
-                f"to give the positions explicitly."
-            )
-    return tuple(tokens.shape)
-
-
-def _check_task_labels(
-    problem_type: str, labels: torch.Tensor, batch_size: int, num_sequences: int, num_labels: int
-) -> None:
-    """Label shapes, dtypes and ranges for each task family, as ValueErrors naming value and limit."""
-    if problem_type in ("multiple_choice", "single_label_classification"):
-        if tuple(labels.shape) != (batch_size,):
-            raise ValueError(
-                f"`labels` has shape {tuple(labels.shape)}, expected one class per example: ({batch_size},)."
-            )
-        if labels.is_floating_point() or labels.dtype == torch.bool:
-            raise ValueError(f"`labels` must be integer class ids for {problem_type}, got dtype {labels.dtype}.")
-        limit = num_sequences if problem_type == "multiple_choice" else num_labels
-        what = "choices" if problem_type == "multiple_choice" else "num_labels"
-        if not torch.compiler.is_compiling():
-            real = labels[labels != -100]
-            if real.numel() and (int(real.min()) < 0 or int(real.max()) >= limit):
-                bad = int(real.min()) if int(real.min()) < 0 else int(real.max())
-                raise ValueError(
-                    f"Label {bad} is outside [0, {limit}) ({what}={limit}); -100 marks an ignored example."
-                )
-    elif problem_type == "regression":
-        if tuple(labels.shape) not in ((batch_size,), (batch_size, num_labels)):
-            raise ValueError(
-                f"`labels` has shape {tuple(labels.shape)}, expected ({batch_size},) or ({batch_size}, {num_labels}) "
-                "for regression."
-            )
-        if labels.is_complex() or labels.dtype == torch.bool:
-            raise ValueError(f"`labels` must be real-valued scores for regression, got dtype {labels.dtype}.")
-    else:  # multi_label_classification
-        if tuple(labels.shape) != (batch_size, num_labels):
-            raise ValueError(
-                f"`labels` has shape {tuple(labels.shape)}, expected ({batch_size}, {num_labels}) for multi-label "
-                "classification (float labels mean multi-label; give int64 class ids for one class per example)."
-            )
-    if not torch.compiler.is_compiling() and labels.is_floating_point() and not torch.isfinite(labels).all():
-        bad = labels[~torch.isfinite(labels)][0].item()
-        raise ValueError(f"`labels` for {problem_type} must be finite numbers, got {bad}.")
-
-
-def _lm_loss_per_sequence(
-    lm_logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
-) -> torch.Tensor:
-    """Next-token cross-entropy of each sequence, averaged over its real tokens (train.py: `reduce_sum(lm_losses *
-    M[:, 1:], 1) / reduce_sum(M[:, 1:], 1)`). lm_logits: (S, T, V); input_ids, attention_mask: (S, T). Returns (S,).
-
-    A target counts when it and the position predicting it are real tokens, so padding on either side is ignored."""
-    num_sequences, seq_len, vocab_size = lm_logits.shape
-    losses = nn.functional.cross_entropy(
-        lm_logits[:, :-1].float().reshape(-1, vocab_size), input_ids[:, 1:].reshape(-1), reduction="none"
-    ).view(num_sequences, seq_len - 1)  # (S, T-1)
-    if attention_mask is None:
-        valid = torch.ones_like(losses)
-    else:
-        valid = (attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()).to(losses.dtype)  # (S, T-1)
-    return (losses * valid).sum(-1) / valid.sum(-1).clamp(min=1)  # (S,)
-
-
-def _lm_loss_chunked(
-    hidden_states: torch.Tensor,
-    lm_weight: torch.Tensor,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    example_weights: torch.Tensor,
-    chunk_size: int,
-    tied_grad: TiedWeightGrad | None = None,
-) -> torch.Tensor:
-    """`sum_e example_weights[e] * mean over its N sequences of _lm_loss_per_sequence`, through `ChunkedLMHeadLoss`:
-    each target weighs its example's weight / N / its sequence's number of real targets. hidden_states: (S, T, C) with
-    S = B * N; lm_weight: (V, C); input_ids, attention_mask: (S, T); example_weights: (B,); tied_grad: the embedding's
-    `TiedWeightGrad` when lm_weight is the token embedding's. Returns a scalar."""
-    num_rows, seq_len, width = hidden_states.shape
-    if attention_mask is None:
-        valid = torch.ones(num_rows, seq_len - 1, device=hidden_states.device)  # (S, T-1)
-    else:
-        valid = (attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()).float()  # (S, T-1)
-    per_sequence_mean = valid / valid.sum(-1, keepdim=True).clamp(min=1)  # (S, T-1)
-    num_sequences = num_rows // example_weights.shape[0]
-    row_weights = example_weights.float().repeat_interleave(num_sequences) / num_sequences  # (S,)
-    target_weights = (per_sequence_mean * row_weights.unsqueeze(1)).reshape(-1)  # (S*(T-1),)
-    hidden = hidden_states[:, :-1].reshape(-1, width)  # (S*(T-1), C)
-    targets = input_ids[:, 1:].reshape(-1).to(hidden.device)  # (S*(T-1),)
-    return ChunkedLMHeadLoss.apply(hidden, lm_weight, targets, target_weights, chunk_size, tied_grad)
-
-
 class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
     """GPT-1 fine-tuning (section 3.2 / 3.3): the transformer, the tied LM head, and the task head W_y on the hidden
     state at the extract token. One model serves the paper's four input transformations, chosen by
@@ -1000,16 +486,12 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             self.score = nn.Linear(config.n_embd, config.num_labels)
         self.post_init()
 
-    def _problem_type(self, labels: torch.Tensor) -> str:
+    @property
+    def hub_auto_class(self) -> str:
+        """The Auto class of this model's task family, named in its model card (`hub.py`)."""
         if self.task_type == "multiple_choice":
-            return "multiple_choice"
-        if self.config.problem_type is not None:
-            return self.config.problem_type
-        if self.config.num_labels == 1:
-            return "regression"  # e.g. STS-B similarity scores
-        if labels.is_floating_point():
-            return "multi_label_classification"
-        return "single_label_classification"
+            return "AutoModelForMultipleChoice"
+        return "AutoModelForSequenceClassification"
 
     @can_return_tuple
     def forward(
@@ -1045,11 +527,10 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         kwargs.pop("use_cache", None)
-        input_shape = _check_task_inputs(
+        input_shape = check_task_inputs(
             self.config, self.task_type, input_ids, inputs_embeds, attention_mask, mc_token_ids
         )  # (B, T) or (B, N, T)
         batch_size, seq_len = input_shape[0], input_shape[-1]
-        num_sequences = input_shape[1] if len(input_shape) == 3 else 1
 
         # The N sequences of an example run through the transformer as independent rows: (B, N, T) -> (B * N, T).
         flat_ids = input_ids.reshape(-1, seq_len) if input_ids is not None else None
@@ -1076,56 +557,14 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         hidden_states = outputs.last_hidden_state  # (B*N, T, C)
         lm_logits = None if chunked_lm else self.lm_head(hidden_states)  # (B*N, T, V)
 
-        # Where each sequence is read: explicit positions, else its extract token, else its last real token.
-        if mc_token_ids is not None:
-            extract_index = mc_token_ids.reshape(-1)  # (B*N,)
-        elif self.config.extract_token_id is not None and flat_ids is not None:
-            extract_index = (flat_ids == self.config.extract_token_id).int().argmax(-1)  # (B*N,)
-        elif flat_mask is not None:
-            positions = torch.arange(seq_len, device=flat_mask.device)
-            extract_index = (positions * flat_mask.long()).argmax(-1)  # (B*N,) last real token, padding either side
-        else:
-            extract_index = torch.full((hidden_states.shape[0],), seq_len - 1, device=hidden_states.device)
-        rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
-        extract_states = hidden_states[rows, extract_index.to(hidden_states.device)]  # (B*N, C)
-        extract_states = extract_states.view(batch_size, num_sequences, -1)  # (B, N, C)
-
-        if self.task_type == "multiple_choice":
-            # One dropout mask shared by the k answers of an example, as the released code drew it (train.py:
-            # noise shape [batch, 1, n_embd]), so that the answers are compared on the same features.
-            keep = self.dropout(extract_states.new_ones(batch_size, 1, extract_states.shape[-1]))  # (B, 1, C)
-            logits = self.multiple_choice_head(extract_states * keep)  # (B, k)
-        elif self.task_type == "similarity":
-            # Section 3.3: "we ... process both independently to produce two sequence representations which are
-            # added element-wise before being fed into the linear output layer".
-            logits = self.score(self.dropout(extract_states.sum(1)))  # (B, num_labels)
-        else:
-            logits = self.score(self.dropout(extract_states[:, 0]))  # (B, num_labels)
+        extract_states = self._extract_states(hidden_states, flat_ids, flat_mask, mc_token_ids)  # (B*N, C)
+        logits = self._task_logits(extract_states.view(batch_size, -1, extract_states.shape[-1]))  # (B, labels | k)
 
         loss = task_loss = lm_loss = None
         if labels is not None:
-            problem_type = self._problem_type(labels)
-            _check_task_labels(problem_type, labels, batch_size, num_sequences, self.config.num_labels)
-            labels = labels.to(logits.device)
-            per_example, weights = self._task_loss_per_example(problem_type, logits, labels)  # (B,), (B,)
-            # Reduce both losses the same way: mean over labelled examples, or their sum over the accumulated batch's
-            # count when Trainer gives it (it counts label entries: num_labels per example for multi-label).
-            if num_items_in_batch is not None:
-                denominator = num_items_in_batch / (labels.numel() // batch_size)
-            else:
-                denominator = weights.sum().clamp(min=1)
-            task_loss = (per_example * weights).sum() / denominator
-            loss = task_loss
-            if chunked_lm:
-                lm_loss = _lm_loss_chunked(
-                    hidden_states, self.lm_head.weight, flat_ids, flat_mask, weights / denominator,
-                    self.config.loss_chunk_size, tied_grad,
-                )  # fmt: skip
-                loss = task_loss + self.config.lm_coef * lm_loss
-            elif flat_ids is not None:
-                lm_per_example = _lm_loss_per_sequence(lm_logits, flat_ids, flat_mask).view(batch_size, -1).mean(1)
-                lm_loss = (lm_per_example * weights).sum() / denominator
-                loss = task_loss + self.config.lm_coef * lm_loss
+            loss, task_loss, lm_loss = self._combined_loss(
+                logits, labels, hidden_states, lm_logits, flat_ids, flat_mask, tied_grad, num_items_in_batch
+            )
 
         return GPT1OriginsDoubleHeadsModelOutput(
             loss=loss,
@@ -1137,20 +576,87 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             attentions=outputs.attentions,
         )
 
-    @staticmethod
-    def _task_loss_per_example(
-        problem_type: str, logits: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """L2 for each example (B,) and its weight (B,): 0 for an example whose class label is -100."""
-        logits = logits.float()
-        if problem_type in ("multiple_choice", "single_label_classification"):
-            per_example = nn.functional.cross_entropy(logits, labels.long(), reduction="none", ignore_index=-100)
-            return per_example, (labels != -100).to(logits.dtype)
-        if problem_type == "regression":
-            per_example = (logits.reshape(labels.shape[0], -1) - labels.float().reshape(labels.shape[0], -1)) ** 2
-            return per_example.mean(-1), torch.ones_like(per_example[:, 0])
-        per_example = nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
-        return per_example.mean(-1), torch.ones_like(per_example[:, 0])
+    def _extract_states(
+        self,
+        hidden_states: torch.Tensor,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        mc_token_ids: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The final block's state at each sequence's extract token, the input of W_y (section 3.2: "the final
+        transformer block's activation h_l^m, which is then fed into an added linear output layer"). The position
+        is `mc_token_ids` when given, else the one extract token, else the last real token.
+
+        hidden_states: (S, T, C) with S = B * N; input_ids, attention_mask: (S, T); mc_token_ids: (B,) or (B, N).
+        Returns (S, C)."""
+        num_rows, seq_len = hidden_states.shape[:2]
+        if mc_token_ids is not None:
+            extract_index = mc_token_ids.reshape(-1)  # (S,)
+        elif self.config.extract_token_id is not None and input_ids is not None:
+            extract_index = (input_ids == self.config.extract_token_id).int().argmax(-1)  # (S,)
+        elif attention_mask is not None:
+            positions = torch.arange(seq_len, device=attention_mask.device)
+            extract_index = (positions * attention_mask.long()).argmax(-1)  # (S,) last real token, padding either side
+        else:
+            extract_index = torch.full((num_rows,), seq_len - 1, device=hidden_states.device)
+        rows = torch.arange(num_rows, device=hidden_states.device)
+        return hidden_states[rows, extract_index.to(hidden_states.device)]  # (S, C)
+
+    def _task_logits(self, extract_states: torch.Tensor) -> torch.Tensor:
+        """W_y for the task family (section 3.3, figure 1). extract_states: (B, N, C). Returns (B, num_labels), or
+        (B, k) scores of the k answers for multiple choice."""
+        if self.task_type == "multiple_choice":
+            # One dropout mask shared by the k answers of an example, as the released code drew it (train.py:
+            # noise shape [batch, 1, n_embd]), so that the answers are compared on the same features.
+            keep = self.dropout(extract_states.new_ones(extract_states.shape[0], 1, extract_states.shape[-1]))
+            return self.multiple_choice_head(extract_states * keep)  # (B, k)
+        if self.task_type == "similarity":
+            # Section 3.3: "we ... process both independently to produce two sequence representations which are
+            # added element-wise before being fed into the linear output layer".
+            return self.score(self.dropout(extract_states.sum(1)))  # (B, num_labels)
+        return self.score(self.dropout(extract_states[:, 0]))  # (B, num_labels)
+
+    def _combined_loss(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        hidden_states: torch.Tensor,
+        lm_logits: torch.Tensor | None,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        tied_grad: TiedWeightGrad | None,
+        num_items_in_batch: torch.Tensor | int | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """L3 = L2 + lambda * L1 (section 3.2, equation 5), with the task loss L2 and the auxiliary LM loss L1 on the
+        task input; returns (L3, L2, L1). Without `input_ids` (inputs_embeds) there are no LM targets: L3 = L2.
+
+        logits: (B, num_labels | k); hidden_states: (S, T, C) with S = B * N; lm_logits: (S, T, V), or None when L1
+        goes through the chunked head; input_ids, attention_mask: (S, T)."""
+        batch_size = logits.shape[0]
+        problem_type = task_problem_type(self.task_type, self.config, labels)
+        check_task_labels(
+            problem_type, labels, batch_size, hidden_states.shape[0] // batch_size, self.config.num_labels
+        )
+        labels = labels.to(logits.device)
+        per_example, weights = task_loss_per_example(problem_type, logits, labels)  # (B,), (B,)
+        # Both losses are reduced the same way: mean over labelled examples, or their sum over the accumulated batch's
+        # count when Trainer gives it (it counts label entries: num_labels per example for multi-label).
+        if num_items_in_batch is not None:
+            denominator = num_items_in_batch / (labels.numel() // batch_size)
+        else:
+            denominator = weights.sum().clamp(min=1)
+        task_loss = (per_example * weights).sum() / denominator
+        if input_ids is None:
+            return task_loss, task_loss, None
+        if lm_logits is None:
+            lm_loss = lm_loss_chunked(
+                hidden_states, self.lm_head.weight, input_ids, attention_mask, weights / denominator,
+                self.config.loss_chunk_size, tied_grad,
+            )  # fmt: skip
+        else:
+            lm_per_example = lm_loss_per_sequence(lm_logits, input_ids, attention_mask).view(batch_size, -1).mean(1)
+            lm_loss = (lm_per_example * weights).sum() / denominator
+        return task_loss + self.config.lm_coef * lm_loss, task_loss, lm_loss
 
 
 __all__ = [

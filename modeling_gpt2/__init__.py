@@ -19,7 +19,8 @@ AutoModel.register(GPT2OriginsConfig, GPT2OriginsModel, exist_ok=True)
 AutoModelForCausalLM.register(GPT2OriginsConfig, GPT2OriginsLMHeadModel, exist_ok=True)
 AutoTokenizer.register(GPT2OriginsConfig, tokenizer_class=GPT2Tokenizer, exist_ok=True)
 
-# save_pretrained then writes `auto_map` and copies configuration_gpt2.py / modeling_gpt2.py next to the weights.
+# save_pretrained then writes `auto_map` (every Auto class above) and copies configuration_gpt2.py, modeling_gpt2.py
+# and the files modeling_gpt2.py imports next to the weights.
 GPT2OriginsConfig.register_for_auto_class()
 GPT2OriginsModel.register_for_auto_class("AutoModel")
 GPT2OriginsLMHeadModel.register_for_auto_class("AutoModelForCausalLM")

@@ -37,6 +37,15 @@ LOADABLE_MODEL_TYPES = ("gpt2-origins", "gpt2")
 OTHER_FAMILIES = {"gpt1-origins": "GPT-1 (modeling_gpt1)", "openai-gpt": "GPT-1 (modeling_gpt1)"}
 
 
+def preset_fields(name: str, overrides: dict) -> dict:
+    """The fields of the preset `name` (a key of `PRESETS` or `PRESET_ALIASES`), `overrides` on top."""
+    key = PRESET_ALIASES.get(name, name)
+    if key not in PRESETS:
+        known = ", ".join([*PRESETS, *PRESET_ALIASES])
+        raise ValueError(f"Unknown GPT-2 preset {name!r}; known presets: {known}.")
+    return {**PRESETS[key], **overrides}
+
+
 @strict(accept_kwargs=True)
 class GPT2OriginsConfig(PreTrainedConfig):
     r"""
@@ -166,11 +175,7 @@ class GPT2OriginsConfig(PreTrainedConfig):
     def from_preset(cls, name: str, **overrides) -> "GPT2OriginsConfig":
         """A config for one of the paper's sizes ("124M", "355M", "774M", "1.5B", or "gpt2", "gpt2-medium", ...)
         or "tiny" for tests; keyword arguments override single fields."""
-        key = PRESET_ALIASES.get(name, name)
-        if key not in PRESETS:
-            known = ", ".join([*PRESETS, *PRESET_ALIASES])
-            raise ValueError(f"Unknown GPT-2 preset {name!r}; known presets: {known}.")
-        fields = {**PRESETS[key], **overrides}
+        fields = preset_fields(name, overrides)
         if fields.get("vocab_size", 50257) <= 50256:
             # A smaller (e.g. self-trained) vocabulary has no <|endoftext|> at 50256: leave the ids to the caller.
             fields.setdefault("bos_token_id", None)

@@ -7,19 +7,16 @@ stored. A folder saved by `transformers.GPT2LMHeadModel` therefore loads here wi
 Beyond transformers' own GPT-2: position ids follow the attention mask in `forward` itself (left-padded batches are
 right without `generate`), every input is checked with an error that names the value and the limit, and the
 loss honours `num_items_in_batch` so Trainer's gradient accumulation equals one large batch.
+
+This file is the architecture; the infrastructure is in sibling files, shared with GPT-1 (tests/check_copies.py):
+`input_checks.py`, `chunked_loss.py` (the training loss without the logits, one gradient for the tied head),
+`loading.py` (strict `from_pretrained`) and `hub.py` (`save_pretrained`, `push_to_hub`, the model card).
 """
 
 import math
-import os
-import tempfile
-import weakref
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from huggingface_hub import HfApi, ModelCard
-from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
-from safetensors import SafetensorError
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
@@ -34,7 +31,11 @@ from transformers.utils import can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
+from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, tied_embedding
 from .configuration_gpt2 import GPT2OriginsConfig
+from .hub import HubMixin
+from .input_checks import check_inputs, check_labels
+from .loading import StrictLoadingMixin
 
 logger = logging.get_logger(__name__)
 
@@ -167,52 +168,10 @@ class GPT2OriginsBlock(GradientCheckpointingLayer):
         return hidden_states
 
 
-def _from_pretrained_checked(load: Callable, source, new_head_prefixes: tuple[str, ...], *model_args, **kwargs):
-    """`PreTrainedModel.from_pretrained` (`load`) with every way a checkpoint can be wrong as a clear error.
+class GPT2OriginsPreTrainedModel(StrictLoadingMixin, HubMixin, PreTrainedModel):
+    """Weight init and the transformers settings shared by the GPT-2 models; strict `from_pretrained` (`loading.py`),
+    `save_pretrained` and `push_to_hub` (`hub.py`)."""
 
-    Nothing is unpickled: weights come from safetensors, or from `torch.load(weights_only=True)`, and asking for
-    `weights_only=False` is refused. A truncated or corrupted safetensors file is an OSError naming the checkpoint.
-    Weights that do not fit the model (another size, another model family) are a ValueError naming the tensors,
-    where transformers would initialise them at random with a warning; only the parameters that start with
-    `new_head_prefixes` (a task head added for fine-tuning) may be missing from the checkpoint.
-    """
-    if kwargs.get("weights_only", True) is not True:
-        raise ValueError(
-            f"weights_only={kwargs['weights_only']!r} is refused: weights are read from safetensors or with "
-            f"torch.load(weights_only=True), never by unpickling arbitrary objects, which can run code."
-        )
-    wants_info = kwargs.pop("output_loading_info", False)
-    check_shapes = not kwargs.get("ignore_mismatched_sizes", False)
-    kwargs["ignore_mismatched_sizes"] = True  # the mismatches come back in the loading info; raised below
-    try:
-        model, info = load(source, *model_args, output_loading_info=True, **kwargs)
-    except SafetensorError as error:
-        raise OSError(
-            f"The safetensors weights of {os.fspath(source)!r} cannot be read ({error}): the file is truncated or "
-            f"corrupted. Download or save it again."
-        ) from error
-    name = type(model).__name__
-    if check_shapes and info["mismatched_keys"]:
-        mismatched = sorted(info["mismatched_keys"], key=lambda entry: entry[0])
-        examples = "; ".join(
-            f"{key}: {tuple(saved)} saved, {tuple(built)} here" for key, saved, built in mismatched[:3]
-        )
-        raise ValueError(
-            f"{len(mismatched)} weights of {os.fspath(source)!r} do not fit the {name} built from its config "
-            f"({examples}): the weights belong to a model of another size than its config.json says."
-        )
-    missing = sorted(key for key in info["missing_keys"] if not key.startswith(new_head_prefixes))
-    if missing:
-        unexpected = sorted(info["unexpected_keys"])
-        raise ValueError(
-            f"{os.fspath(source)!r} lacks {len(missing)} weights of {name} (e.g. {', '.join(missing[:3])})"
-            + (f" and holds others instead (e.g. {', '.join(unexpected[:3])})" if unexpected else "")
-            + ": it is not a checkpoint of this model family. Load it with its own class or the Auto classes."
-        )
-    return (model, info) if wants_info else model
-
-
-class GPT2OriginsPreTrainedModel(PreTrainedModel):
     config_class = GPT2OriginsConfig
     config: GPT2OriginsConfig
     base_model_prefix = "transformer"
@@ -227,8 +186,14 @@ class GPT2OriginsPreTrainedModel(PreTrainedModel):
         "hidden_states": GPT2OriginsBlock,
         "attentions": OutputRecorder(GPT2OriginsAttention, index=1),
     }
+
     # Checkpoints written by old transformers versions store the causal-mask buffers; the mask is built per call now.
     _keys_to_ignore_on_load_unexpected = [r"attn\.bias$", r"attn\.masked_bias$"]
+    _new_head_prefixes = ("lm_head.",)  # tied to `wte`, so released checkpoints do not store it
+    _auto_map = {"AutoModel": "GPT2OriginsModel", "AutoModelForCausalLM": "GPT2OriginsLMHeadModel"}
+    _model_card_description = (
+        'A GPT-2 language model (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners")'
+    )
 
     def _init_weights(self, module: nn.Module):
         """N(0, 0.02) everywhere, zero biases, unit LayerNorm gains; the projections that write into the residual
@@ -242,289 +207,6 @@ class GPT2OriginsPreTrainedModel(PreTrainedModel):
                 std = std / math.sqrt(2 * self.config.n_layer)
             init.normal_(module.weight, mean=0.0, std=std)
             init.zeros_(module.bias)
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
-        """`PreTrainedModel.from_pretrained`, stricter: a checkpoint that is corrupted, pickled code, or the weights
-        of another model is an error, never a model with random weights (see `_from_pretrained_checked`)."""
-        return _from_pretrained_checked(
-            super().from_pretrained, pretrained_model_name_or_path, ("lm_head.",), *model_args, **kwargs
-        )
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        tokenizer=None,
-        commit_message: str = "Upload model",
-        private: bool | None = None,
-        token: str | bool | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-        tags: list[str] | None = None,
-    ):
-        """Upload config (with `auto_map`), code, safetensors weights, the tokenizer if given, and a model card (only
-        where the repository has none yet) to the Hub in one commit; the repository is created if needed."""
-        api = HfApi()
-        repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder)
-            if tokenizer is not None:
-                tokenizer.save_pretrained(folder)
-            try:
-                ModelCard.load(repo_id, token=token)  # the user's card stays as it is
-            except (EntryNotFoundError, RepositoryNotFoundError):
-                self.model_card(repo_id, tags).save(Path(folder) / "README.md")
-            return api.upload_folder(
-                repo_id=repo_id,
-                folder_path=folder,
-                commit_message=commit_message,
-                token=token,
-                revision=revision,
-                create_pr=create_pr,
-            )
-
-    def model_card(self, repo_id: str, tags: list[str] | None = None) -> ModelCard:
-        """A model card naming the architecture, its size and how to load it without gpt-origins installed."""
-        config = self.config
-        tag_lines = "".join(f"- {tag}\n" for tag in ["gpt-origins", "gpt2", "text-generation", *(tags or [])])
-        return ModelCard(
-            f"""---
-library_name: transformers
-pipeline_tag: text-generation
-tags:
-{tag_lines}---
-
-# {repo_id.split("/")[-1]}
-
-A GPT-2 language model (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners")
-built with [gpt-origins](https://pypi.org/project/gpt-origins/): {self.num_parameters():,} parameters,
-{config.n_layer} pre-LayerNorm blocks of width {config.n_embd} with {config.n_head} heads, a context of
-{config.n_positions} tokens and a vocabulary of {config.vocab_size:,}.
-
-```python
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-model = AutoModelForCausalLM.from_pretrained("{repo_id}", trust_remote_code=True)
-tokenizer = AutoTokenizer.from_pretrained("{repo_id}")
-```
-
-With gpt-origins installed (`import modeling_gpt2`), `trust_remote_code` is not needed.
-"""
-        )
-
-
-def _check_inputs(
-    config: GPT2OriginsConfig,
-    input_ids: torch.Tensor | None,
-    inputs_embeds: torch.Tensor | None,
-    attention_mask: torch.Tensor | None,
-    position_ids: torch.Tensor | None,
-    cache: Cache | None,
-) -> int:
-    """Every way a batch can be wrong, as a ValueError naming the value and the limit; returns the cached length.
-
-    The checks that read tensor values (id range, mask values, NaN) are skipped while torch.compile traces, where they
-    would break the graph; types and shapes are always checked.
-    """
-    if cache is not None and not isinstance(cache, Cache):
-        raise ValueError(
-            f"`cache` must be a transformers Cache (e.g. DynamicCache()), got {type(cache).__name__}: tuples of "
-            f"(key, value) pairs are not read."
-        )
-    past_length = cache.get_seq_length() if cache is not None else 0
-    if isinstance(past_length, torch.Tensor) and not torch.compiler.is_compiling():
-        past_length = int(past_length)  # a StaticCache counts its length in a tensor
-    # While torch.compile traces a StaticCache, the cached length is a tensor of unknown value: checks that need it
-    # are left to eager runs (a graph break per decoding step would cost more than the checks are worth).
-    known_past = not isinstance(past_length, torch.Tensor)
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
-    if input_ids is not None:
-        if input_ids.ndim != 2:
-            raise ValueError(
-                f"`input_ids` must have shape (batch_size, sequence_length), got shape {tuple(input_ids.shape)}."
-            )
-        if input_ids.dtype not in (torch.int64, torch.int32):
-            raise ValueError(
-                f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype} (expected torch.int64 or "
-                f"torch.int32)."
-            )
-        batch_size, seq_len = input_ids.shape
-    else:
-        if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != config.n_embd:
-            raise ValueError(
-                f"`inputs_embeds` must have shape (batch_size, sequence_length, n_embd={config.n_embd}), got shape "
-                f"{tuple(inputs_embeds.shape)}."
-            )
-        if not inputs_embeds.is_floating_point():
-            raise ValueError(f"`inputs_embeds` must be a floating-point tensor, got dtype {inputs_embeds.dtype}.")
-        batch_size, seq_len = inputs_embeds.shape[:2]
-    if batch_size == 0 or seq_len == 0:
-        raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
-    if known_past and past_length + seq_len > config.n_positions:
-        raise ValueError(
-            f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
-            f"model has n_positions={config.n_positions}."
-        )
-    has_layers = known_past and past_length and getattr(cache, "layers", None)
-    cached_keys = getattr(cache.layers[0], "keys", None) if has_layers else None
-    if isinstance(cached_keys, torch.Tensor) and cached_keys.ndim == 4 and cached_keys.shape[0] != batch_size:
-        raise ValueError(f"The cache holds {cached_keys.shape[0]} sequences, but the batch has {batch_size}.")
-    if attention_mask is not None and attention_mask.ndim == 2:
-        expected = (batch_size, past_length + seq_len)
-        if known_past and tuple(attention_mask.shape) != expected:
-            raise ValueError(
-                f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected (batch_size, cached + new "
-                f"positions) = {expected}."
-            )
-        if attention_mask.is_complex():
-            raise ValueError(
-                f"`attention_mask` must hold 0 and 1 (bool, int or float), got dtype {attention_mask.dtype}."
-            )
-    elif attention_mask is not None and attention_mask.ndim == 4:
-        # A prepared additive or boolean mask: (batch_size or 1, n_head or 1, new positions, >= cached + new).
-        rows, heads, queries, keys = attention_mask.shape
-        if (
-            rows not in (1, batch_size)
-            or heads not in (1, config.n_head)
-            or queries != seq_len
-            or (known_past and keys < seq_len + past_length)
-        ):
-            raise ValueError(
-                f"A 4D `attention_mask` must have shape (batch_size={batch_size} or 1, n_head={config.n_head} or 1, "
-                f"{seq_len}, at least {past_length + seq_len}), got {tuple(attention_mask.shape)}."
-            )
-    elif attention_mask is not None:
-        raise ValueError(
-            f"`attention_mask` must be 2D (batch_size, positions) or a prepared 4D mask, got shape "
-            f"{tuple(attention_mask.shape)}."
-        )
-    if position_ids is not None:
-        if position_ids.is_floating_point() or position_ids.is_complex() or position_ids.dtype == torch.bool:
-            raise ValueError(f"`position_ids` must be an integer tensor, got dtype {position_ids.dtype}.")
-        if position_ids.shape[-1] != seq_len:
-            raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
-        if position_ids.ndim > 2 or (position_ids.ndim == 2 and position_ids.shape[0] not in (1, batch_size)):
-            raise ValueError(
-                f"`position_ids` must have shape ({batch_size} or 1, {seq_len}) or ({seq_len},), got shape "
-                f"{tuple(position_ids.shape)}."
-            )
-
-    if torch.compiler.is_compiling():
-        return past_length
-    if input_ids is not None:
-        low, high = (int(value) for value in torch.aminmax(input_ids))
-        if low < 0 or high >= config.vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(f"Token id {bad} is outside the vocabulary [0, {config.vocab_size}).")
-    elif not torch.isfinite(inputs_embeds).all():
-        where = tuple((~torch.isfinite(inputs_embeds)).nonzero()[0].tolist())
-        raise ValueError(f"`inputs_embeds` contains NaN or inf (first at index {where}): every value must be finite.")
-    if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.dtype != torch.bool:
-        not_binary = (attention_mask != 0) & (attention_mask != 1)
-        if not_binary.any():
-            values = torch.unique(attention_mask[not_binary]).tolist()
-            raise ValueError(
-                f"`attention_mask` must hold 1 for tokens and 0 for padding, got the values {values[:5]} as well."
-            )
-    if position_ids is not None:
-        low, high = (int(value) for value in torch.aminmax(position_ids))
-        if low < 0 or high >= config.n_positions:
-            raise ValueError(f"`position_ids` must lie in [0, {config.n_positions}), got values in [{low}, {high}].")
-    return past_length
-
-
-def _check_labels(config: GPT2OriginsConfig, labels: torch.Tensor, expected_shape: tuple[int, ...]) -> None:
-    """Next-token targets: the input's shape, integer ids in the vocabulary or -100 (ignored)."""
-    if tuple(labels.shape) != tuple(expected_shape):
-        raise ValueError(
-            f"`labels` has shape {tuple(labels.shape)}, expected the input's (batch_size, sequence_length) "
-            f"= {tuple(expected_shape)}."
-        )
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"`labels` must be integer token ids, got dtype {labels.dtype}.")
-    if torch.compiler.is_compiling():
-        return
-    real = labels[labels != -100]
-    if real.numel():
-        low, high = int(real.min()), int(real.max())
-        if low < 0 or high >= config.vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f"Label {bad} is outside the vocabulary [0, {config.vocab_size}); -100 marks an ignored position."
-            )
-
-
-class TiedWeightGrad:
-    """The gradient of the weight the LM head shares with the token embedding, on its way from the head's backward to
-    the embedding's.
-
-    With tied weights autograd adds two (V, C) gradients: the head's, and the embedding's, a fresh (V, C) zero tensor
-    into which the batch's rows are added. Here the head's backward (`ChunkedLMHeadLoss`) leaves its gradient with this
-    object and the embedding's backward (`TiedEmbedding`), which runs after it, adds the batch's rows to it in place:
-    one (V, C) tensor instead of two, and no zero-filling of the second (a 50,257 x 768 fp32 tensor is 154 MB). When
-    the embedding's backward will not run in this backward pass (`torch.autograd.grad` for other inputs, a detach in
-    between), the head returns its gradient as usual.
-    """
-
-    def __init__(self):
-        self.embedding_node = None  # weak reference to the embedding's backward node, set by `tied_embedding`
-        self.grad = None  # the head's weight gradient, (V, C), between the two backwards
-
-    @classmethod
-    def for_training_step(cls, head_weight: torch.Tensor, embedding_weight: torch.Tensor) -> "TiedWeightGrad | None":
-        """One for a training step whose LM head weight is the token embedding's, else None (untied weights, no
-        gradient wanted, torch.compile tracing, a tensor subclass such as a sharded DTensor, or a torch without the
-        engine query this relies on)."""
-        usable = (
-            hasattr(torch._C, "_will_engine_execute_node")
-            and head_weight is embedding_weight
-            and head_weight.requires_grad
-            and torch.is_grad_enabled()
-            and type(head_weight.data) is torch.Tensor
-            and not torch.compiler.is_compiling()
-        )
-        return cls() if usable else None
-
-    def hand_over(self, grad_weight: torch.Tensor) -> bool:
-        """In the head's backward: give the weight gradient to the embedding's backward if that will run."""
-        node = self.embedding_node() if self.embedding_node is not None else None
-        if node is None or not torch._C._will_engine_execute_node(node):
-            return False
-        self.grad = grad_weight
-        return True
-
-
-class TiedEmbedding(torch.autograd.Function):
-    """`nn.functional.embedding` whose backward adds its rows to the LM head's weight gradient (see `TiedWeightGrad`).
-    Same forward; the same gradient as the plain embedding plus the head, to float rounding."""
-
-    @staticmethod
-    def forward(ctx, input_ids, weight, tied_grad: TiedWeightGrad):
-        # input_ids: (B, T); weight: (V, C). Returns (B, T, C).
-        ctx.save_for_backward(input_ids)
-        ctx.weight_shape, ctx.weight_dtype, ctx.tied_grad = weight.shape, weight.dtype, tied_grad
-        return nn.functional.embedding(input_ids, weight)
-
-    @staticmethod
-    def backward(ctx, grad_output):  # grad_output: (B, T, C)
-        if not ctx.needs_input_grad[1]:
-            return None, None, None
-        (input_ids,) = ctx.saved_tensors
-        grad_weight, ctx.tied_grad.grad = ctx.tied_grad.grad, None  # (V, C), or None if the head's did not come here
-        if grad_weight is None:
-            grad_weight = grad_output.new_zeros(ctx.weight_shape, dtype=ctx.weight_dtype)  # (V, C)
-        rows = grad_output.reshape(-1, grad_output.shape[-1]).to(grad_weight.dtype)  # (B*T, C)
-        grad_weight.index_put_((input_ids.reshape(-1),), rows, accumulate=True)  # repeated ids add up
-        return None, grad_weight, None
-
-
-def tied_embedding(input_ids: torch.Tensor, weight: torch.Tensor, tied_grad: TiedWeightGrad) -> torch.Tensor:
-    """The token embeddings (B, T, C) of input_ids (B, T), through `TiedEmbedding`."""
-    embeddings = TiedEmbedding.apply(input_ids, weight, tied_grad)
-    if embeddings.grad_fn is not None:
-        tied_grad.embedding_node = weakref.ref(embeddings.grad_fn)  # weak: the graph, not this object, owns it
-    return embeddings
 
 
 class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
@@ -574,14 +256,16 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
         inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*):
             Token embeddings to use instead of `input_ids`.
         tied_weight_grad (`TiedWeightGrad`, *optional*):
-            Set by the LM head in a training step with the chunked loss: `wte`'s backward then adds its rows to the
-            head's weight gradient in place (see `TiedWeightGrad`).
+            Set by an LM head in a training step with the chunked loss: the token embedding's backward then adds its
+            rows to the head's weight gradient in place (see `chunked_loss.TiedWeightGrad`).
+
+        Returns `BaseModelOutputWithPast` with `last_hidden_state` (B, T, n_embd) and `cache`.
         """
         kwargs.pop("output_attentions", None)
         kwargs.pop("output_hidden_states", None)
         if cache is None:
             cache = kwargs.pop("past_key_values", None)  # the name transformers < 5.24 used
-        past_length = _check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache)
+        past_length = check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache)
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
@@ -608,110 +292,17 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
             cache=cache,
             position_ids=mask_position_ids,
         )
-        for block in self.h:
-            hidden_states = block(hidden_states, attention_mask=causal_mask, cache=cache, **kwargs)
-        hidden_states = self.ln_f(hidden_states)  # (B, T, C)
-
+        hidden_states = self._run_blocks(hidden_states, causal_mask, cache, **kwargs)  # (B, T, C)
         return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
 
-
-class ChunkedLMHeadLoss(torch.autograd.Function):
-    """The LM head and its cross-entropy fused, a chunk of rows at a time: never more than (chunk_size, vocab_size)
-    logits exist, and the gradients are computed in the same pass (the loss is a scalar, so backward only scales them).
-
-    A training batch of 8 x 1024 tokens with a 50,000-token vocabulary would otherwise hold 1.6 GB of fp32
-    logits, and as much again for their softmax and for the gradient. The matmuls are the plain path's (forward, two
-    backward), so nothing is recomputed. Under autocast they run in the autocast dtype and the softmax in fp32, as in
-    transformers' loss, which upcasts the logits.
-    """
-
-    @staticmethod
-    def forward(ctx, hidden_states, weight, targets, target_weights, chunk_size: int, tied_grad=None):
-        # hidden_states: (N, C); weight: (V, C); targets: (N,) token ids (any negative id: no target); target_weights:
-        # (N,) float, the weight of each target's cross-entropy in the loss (0 for no target); tied_grad: a
-        # `TiedWeightGrad` when the weight is also the token embedding's, else None. Returns a scalar.
-        device_type = hidden_states.device.type
-        dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else weight.dtype
-        needs_hidden_grad, needs_weight_grad = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        ctx.weight_dtype = weight.dtype
-        with torch.autocast(device_type, enabled=False):
-            weight_c = weight.to(dtype)  # (V, C)
-            loss = torch.zeros((), device=hidden_states.device, dtype=torch.float32)
-            grad_hidden = torch.empty_like(hidden_states) if needs_hidden_grad else None  # (N, C), every row written
-            grad_weight = None  # (V, C) fp32, the first chunk's product, then accumulated
-            for start in range(0, hidden_states.shape[0], chunk_size):
-                hidden = hidden_states[start : start + chunk_size].to(dtype)  # (n, C)
-                safe_target = targets[start : start + chunk_size].clamp(min=0).unsqueeze(1)  # (n, 1)
-                target_weight = target_weights[start : start + chunk_size].float()  # (n,)
-                log_probs = torch.log_softmax((hidden @ weight_c.t()).float(), dim=-1)  # (n, V)
-                target_log_prob = log_probs.gather(1, safe_target).squeeze(1)  # (n,)
-                loss = loss - (target_log_prob * target_weight).sum()
-                if not (needs_hidden_grad or needs_weight_grad):
-                    continue
-                # d(loss)/d(logits) = (softmax - one_hot(target)) * the target's weight.
-                grad_logits = log_probs.exp_()  # (n, V), the softmax, in place
-                grad_logits.scatter_add_(1, safe_target, torch.full_like(safe_target, -1.0, dtype=torch.float32))
-                grad_logits.mul_(target_weight.unsqueeze(1))
-                grad_logits = grad_logits.to(dtype)
-                if needs_hidden_grad:
-                    grad_hidden[start : start + chunk_size] = (grad_logits @ weight_c).to(grad_hidden.dtype)  # (n, C)
-                if not needs_weight_grad:
-                    continue
-                if grad_weight is None:
-                    grad_weight = (grad_logits.t() @ hidden).float()  # (V, C)
-                elif dtype == torch.float32:
-                    grad_weight.addmm_(grad_logits.t(), hidden)  # (V, C), accumulated in place
-                else:
-                    grad_weight += (grad_logits.t() @ hidden).float()  # (V, C), the sum kept in fp32
-        # Kept on ctx, not saved tensors: backward scales them in place (a second (V, C) copy would double the
-        # memory this saves), so they serve one backward.
-        ctx.grads, ctx.used, ctx.tied_grad = (grad_hidden, grad_weight), False, tied_grad
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        if ctx.used:
-            raise RuntimeError(
-                "The chunked LM loss computes its gradients during forward and hands them out once: backward through "
-                "it twice (retain_graph=True) is not supported. Set `config.loss_chunk_size = None` for that."
-            )
-        ctx.used = True
-        grad_hidden, grad_weight = ctx.grads
-        ctx.grads = None
-        grad_hidden = grad_hidden.mul_(grad_output) if grad_hidden is not None else None
-        grad_weight = grad_weight.mul_(grad_output).to(ctx.weight_dtype) if grad_weight is not None else None
-        if grad_weight is not None and ctx.tied_grad is not None and ctx.tied_grad.hand_over(grad_weight):
-            grad_weight = None  # the token embedding's backward adds its rows to it and returns the sum
-        return grad_hidden, grad_weight, None, None, None, None
-
-
-def chunked_lm_head_loss(
-    hidden_states: torch.Tensor,
-    weight: torch.Tensor,
-    labels: torch.Tensor,
-    chunk_size: int,
-    num_items_in_batch: torch.Tensor | int | None = None,
-    ignore_index: int = -100,
-    shift_labels: torch.Tensor | None = None,
-    tied_grad: TiedWeightGrad | None = None,
-    **kwargs,
-) -> torch.Tensor:
-    """transformers' `ForCausalLMLoss(lm_head(hidden_states), labels, ...)` without the logits: the same shift
-    (position t predicts labels[t + 1]), the same mean over targets or sum / `num_items_in_batch`.
-
-    hidden_states: (B, T, C); weight: the LM head's (V, C); labels: (B, T); tied_grad: the `TiedWeightGrad` the token
-    embedding was looked up with, when the weight is shared. Returns a scalar.
-    """
-    if shift_labels is None:
-        shift_labels = nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]  # (B, T)
-    targets = shift_labels.reshape(-1).to(hidden_states.device)  # (B*T,)
-    hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, C)
-    valid = (targets != ignore_index).float()  # (B*T,)
-    if num_items_in_batch is None:
-        divisor = valid.sum()  # a mean over no target is NaN, as in transformers
-    else:
-        divisor = torch.as_tensor(num_items_in_batch, device=hidden_states.device).float()
-    return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, valid / divisor, chunk_size, tied_grad)
+    def _run_blocks(
+        self, hidden_states: torch.Tensor, causal_mask: torch.Tensor | None, cache: Cache | None, **kwargs
+    ) -> torch.Tensor:
+        """The `n_layer` pre-LN blocks, then the final LayerNorm (GPT-2 paper, section 2.3: "an additional layer
+        normalization was added after the final self-attention block"). (B, T, C) -> (B, T, C)."""
+        for block in self.h:
+            hidden_states = block(hidden_states, attention_mask=causal_mask, cache=cache, **kwargs)  # (B, T, C)
+        return self.ln_f(hidden_states)  # (B, T, C)
 
 
 class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
@@ -772,7 +363,7 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
 
         logits, loss = None, None
         if labels is not None:
-            _check_labels(self.config, labels, hidden_states.shape[:-1])
+            check_labels(self.config, labels, hidden_states.shape[:-1])
         if chunked_loss:
             # Training: the fused chunked loss, no (B, T, vocab_size) logits (they are returned as None); with tied
             # weights one (V, C) gradient serves the head and the embedding.

@@ -89,8 +89,8 @@ def test_push_to_hub_uploads_everything_without_network(tokenizer, tmp_path):
     api = CapturingApi(store)
     no_card = mock.Mock(side_effect=EntryNotFoundError("no README.md"))
     with (
-        mock.patch("modeling_gpt2.modeling_gpt2.HfApi", return_value=api),
-        mock.patch("modeling_gpt2.modeling_gpt2.ModelCard.load", no_card),
+        mock.patch("modeling_gpt2.hub.HfApi", return_value=api),
+        mock.patch("modeling_gpt2.hub.ModelCard.load", no_card),
     ):
         url = model.push_to_hub("someone/tiny-gpt2", tokenizer=tokenizer, commit_message="first")
     assert url.endswith("someone/tiny-gpt2") and api.kwargs["commit_message"] == "first"
@@ -111,8 +111,8 @@ def test_push_to_hub_keeps_an_existing_model_card(tmp_path):
     model = build(GPT2OriginsLMHeadModel, GPT2OriginsConfig.from_preset("tiny"))
     api = CapturingApi(tmp_path / "uploaded")
     with (
-        mock.patch("modeling_gpt2.modeling_gpt2.HfApi", return_value=api),
-        mock.patch("modeling_gpt2.modeling_gpt2.ModelCard.load", return_value=mock.Mock()),
+        mock.patch("modeling_gpt2.hub.HfApi", return_value=api),
+        mock.patch("modeling_gpt2.hub.ModelCard.load", return_value=mock.Mock()),
     ):
         model.push_to_hub("someone/tiny-gpt2")
     assert not (tmp_path / "uploaded" / "README.md").exists()

@@ -1,0 +1,216 @@
+"""The fine-tuning side of GPT-1's double-heads model (Radford et al. 2018, sections 3.2 and 3.3): the shape rules
+of each task family's inputs and labels, as ValueErrors that name the value and the limit, and the two losses of
+the objective L3 = L2 + lambda * L1, the task loss L2 and the auxiliary language-modelling loss L1 on the task input.
+
+`modeling_gpt1.GPT1OriginsDoubleHeadsModel` combines them; this file holds the reductions (per example, per
+sequence, over Trainer's `num_items_in_batch`) so that the model file reads as the architecture.
+"""
+
+import torch
+from torch import nn
+from transformers import PreTrainedConfig
+
+from .chunked_loss import ChunkedLMHeadLoss, TiedWeightGrad
+
+
+def check_task_inputs(
+    config: PreTrainedConfig,
+    task_type: str,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    mc_token_ids: torch.Tensor | None,
+) -> tuple[int, ...]:
+    """The task-specific shape rules, as ValueErrors naming value and limit; returns the input's shape without the
+    embedding dimension, (B, T) or (B, N, T). The base model then checks each of the B * N sequences (vocabulary,
+    length). Value checks are skipped while compiling."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+    given = input_ids if input_ids is not None else inputs_embeds
+    tokens = input_ids if input_ids is not None else inputs_embeds[..., 0]  # (B, [N,] T)
+    name = "input_ids" if input_ids is not None else "inputs_embeds"
+    if tokens.ndim not in (2, 3):
+        raise ValueError(
+            f"`{name}` must have shape (batch_size, sequence_length) or (batch_size, num_sequences, sequence_length)"
+            f"{', n_embd' if input_ids is None else ''}, got shape {tuple(given.shape)}."
+        )
+    batch_size = tokens.shape[0]
+    num_sequences = tokens.shape[1] if tokens.ndim == 3 else 1
+    seq_len = tokens.shape[-1]
+    if batch_size == 0 or num_sequences == 0 or seq_len == 0:
+        raise ValueError(
+            f"The batch is empty: batch_size={batch_size}, num_sequences={num_sequences}, sequence_length={seq_len} "
+            f"(`{name}` of shape {tuple(given.shape)})."
+        )
+
+    if task_type in ("classification", "entailment") and num_sequences != 1:
+        raise ValueError(
+            f"task_type={task_type!r} reads one sequence per example ([start] text [extract]), got "
+            f"{num_sequences} sequences per example (shape {tuple(tokens.shape)})."
+        )
+    if task_type == "similarity" and (tokens.ndim != 3 or num_sequences != 2):
+        raise ValueError(
+            "task_type='similarity' needs both orderings of each pair, shape (batch_size, 2, sequence_length) "
+            f"([start] A [delim] B [extract] and [start] B [delim] A [extract]), got shape {tuple(tokens.shape)}."
+        )
+    if task_type == "multiple_choice" and tokens.ndim != 3:
+        raise ValueError(
+            "task_type='multiple_choice' needs one sequence per answer, shape (batch_size, num_choices, "
+            f"sequence_length), got shape {tuple(tokens.shape)}."
+        )
+    if attention_mask is not None and attention_mask.shape != tokens.shape:
+        raise ValueError(
+            f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected the shape of `{name}` without the "
+            f"embedding dimension, {tuple(tokens.shape)}."
+        )
+    if mc_token_ids is not None:
+        expected = [(batch_size, num_sequences)] + ([(batch_size,)] if tokens.ndim == 2 else [])
+        if tuple(mc_token_ids.shape) not in expected:
+            raise ValueError(
+                f"`mc_token_ids` has shape {tuple(mc_token_ids.shape)}, expected one extract position per sequence: "
+                f"{' or '.join(str(shape) for shape in expected)}."
+            )
+        if mc_token_ids.is_floating_point() or mc_token_ids.dtype == torch.bool:
+            raise ValueError(f"`mc_token_ids` must be an integer tensor, got dtype {mc_token_ids.dtype}.")
+
+    if torch.compiler.is_compiling():
+        return tuple(tokens.shape)
+    if mc_token_ids is not None:
+        low, high = int(mc_token_ids.min()), int(mc_token_ids.max())
+        if low < 0 or high >= seq_len:
+            raise ValueError(
+                f"`mc_token_ids` must lie in [0, sequence_length={seq_len}), got values in [{low}, {high}]."
+            )
+    elif config.extract_token_id is not None and input_ids is not None:
+        counts = (input_ids == config.extract_token_id).sum(-1).reshape(batch_size, num_sequences)  # (B, N)
+        if (counts != 1).any():
+            example, sequence = (counts != 1).nonzero()[0].tolist()
+            raise ValueError(
+                f"Each sequence needs exactly one extract token (extract_token_id={config.extract_token_id}); "
+                f"example {example}, sequence {sequence} has {int(counts[example, sequence])}. Pass `mc_token_ids` "
+                f"to give the positions explicitly."
+            )
+    return tuple(tokens.shape)
+
+
+def check_task_labels(
+    problem_type: str, labels: torch.Tensor, batch_size: int, num_sequences: int, num_labels: int
+) -> None:
+    """Label shapes, dtypes and ranges for each task family, as ValueErrors naming value and limit."""
+    if problem_type in ("multiple_choice", "single_label_classification"):
+        if tuple(labels.shape) != (batch_size,):
+            raise ValueError(
+                f"`labels` has shape {tuple(labels.shape)}, expected one class per example: ({batch_size},)."
+            )
+        if labels.is_floating_point() or labels.dtype == torch.bool:
+            raise ValueError(f"`labels` must be integer class ids for {problem_type}, got dtype {labels.dtype}.")
+        limit = num_sequences if problem_type == "multiple_choice" else num_labels
+        what = "choices" if problem_type == "multiple_choice" else "num_labels"
+        if not torch.compiler.is_compiling():
+            real = labels[labels != -100]
+            if real.numel() and (int(real.min()) < 0 or int(real.max()) >= limit):
+                bad = int(real.min()) if int(real.min()) < 0 else int(real.max())
+                raise ValueError(
+                    f"Label {bad} is outside [0, {limit}) ({what}={limit}); -100 marks an ignored example."
+                )
+    elif problem_type == "regression":
+        if tuple(labels.shape) not in ((batch_size,), (batch_size, num_labels)):
+            raise ValueError(
+                f"`labels` has shape {tuple(labels.shape)}, expected ({batch_size},) or ({batch_size}, {num_labels}) "
+                "for regression."
+            )
+        if labels.is_complex() or labels.dtype == torch.bool:
+            raise ValueError(f"`labels` must be real-valued scores for regression, got dtype {labels.dtype}.")
+    else:  # multi_label_classification
+        if tuple(labels.shape) != (batch_size, num_labels):
+            raise ValueError(
+                f"`labels` has shape {tuple(labels.shape)}, expected ({batch_size}, {num_labels}) for multi-label "
+                "classification (float labels mean multi-label; give int64 class ids for one class per example)."
+            )
+    if not torch.compiler.is_compiling() and labels.is_floating_point() and not torch.isfinite(labels).all():
+        bad = labels[~torch.isfinite(labels)][0].item()
+        raise ValueError(f"`labels` for {problem_type} must be finite numbers, got {bad}.")
+
+
+def task_problem_type(task_type: str, config: PreTrainedConfig, labels: torch.Tensor) -> str:
+    """The loss L2 is chosen by: multiple choice, else `config.problem_type`, else regression for one label, else
+    multi-label for float labels, else single-label classification (as transformers' sequence classifiers choose)."""
+    if task_type == "multiple_choice":
+        return "multiple_choice"
+    if config.problem_type is not None:
+        return config.problem_type
+    if config.num_labels == 1:
+        return "regression"  # e.g. STS-B similarity scores
+    if labels.is_floating_point():
+        return "multi_label_classification"
+    return "single_label_classification"
+
+
+def task_loss_per_example(
+    problem_type: str, logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """L2 for each example (B,) and its weight (B,): 0 for an example whose class label is -100."""
+    logits = logits.float()
+    if problem_type in ("multiple_choice", "single_label_classification"):
+        per_example = nn.functional.cross_entropy(logits, labels.long(), reduction="none", ignore_index=-100)
+        return per_example, (labels != -100).to(logits.dtype)
+    if problem_type == "regression":
+        per_example = (logits.reshape(labels.shape[0], -1) - labels.float().reshape(labels.shape[0], -1)) ** 2
+        return per_example.mean(-1), torch.ones_like(per_example[:, 0])
+    per_example = nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+    return per_example.mean(-1), torch.ones_like(per_example[:, 0])
+
+
+def lm_loss_per_sequence(
+    lm_logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Next-token cross-entropy of each sequence, averaged over its real tokens (train.py: `reduce_sum(lm_losses *
+    M[:, 1:], 1) / reduce_sum(M[:, 1:], 1)`). lm_logits: (S, T, V); input_ids, attention_mask: (S, T). Returns (S,).
+
+    A target counts when it and the position predicting it are real tokens, so padding on either side is ignored."""
+    num_sequences, seq_len, vocab_size = lm_logits.shape
+    losses = nn.functional.cross_entropy(
+        lm_logits[:, :-1].float().reshape(-1, vocab_size), input_ids[:, 1:].reshape(-1), reduction="none"
+    ).view(num_sequences, seq_len - 1)  # (S, T-1)
+    if attention_mask is None:
+        valid = torch.ones_like(losses)
+    else:
+        valid = (attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()).to(losses.dtype)  # (S, T-1)
+    return (losses * valid).sum(-1) / valid.sum(-1).clamp(min=1)  # (S,)
+
+
+def lm_loss_chunked(
+    hidden_states: torch.Tensor,
+    lm_weight: torch.Tensor,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    example_weights: torch.Tensor,
+    chunk_size: int,
+    tied_grad: TiedWeightGrad | None = None,
+) -> torch.Tensor:
+    """`sum_e example_weights[e] * (mean over its N sequences of lm_loss_per_sequence)`, through `ChunkedLMHeadLoss`:
+    each target weighs its example's weight / N / its sequence's number of real targets. hidden_states: (S, T, C) with
+    S = B * N; lm_weight: (V, C); input_ids, attention_mask: (S, T); example_weights: (B,); tied_grad: the embedding's
+    `TiedWeightGrad` when lm_weight is the token embedding's. Returns a scalar."""
+    num_rows, seq_len, width = hidden_states.shape
+    if attention_mask is None:
+        valid = torch.ones(num_rows, seq_len - 1, device=hidden_states.device)  # (S, T-1)
+    else:
+        valid = (attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()).float()  # (S, T-1)
+    per_sequence_mean = valid / valid.sum(-1, keepdim=True).clamp(min=1)  # (S, T-1)
+    num_sequences = num_rows // example_weights.shape[0]
+    row_weights = example_weights.float().repeat_interleave(num_sequences) / num_sequences  # (S,)
+    target_weights = (per_sequence_mean * row_weights.unsqueeze(1)).reshape(-1)  # (S*(T-1),)
+    hidden = hidden_states[:, :-1].reshape(-1, width)  # (S*(T-1), C)
+    targets = input_ids[:, 1:].reshape(-1).to(hidden.device)  # (S*(T-1),)
+    return ChunkedLMHeadLoss.apply(hidden, lm_weight, targets, target_weights, chunk_size, tied_grad)
+
+
+__all__ = [
+    "check_task_inputs",
+    "check_task_labels",
+    "lm_loss_chunked",
+    "lm_loss_per_sequence",
+    "task_loss_per_example",
+    "task_problem_type",
+]

@@ -1,0 +1,155 @@
+"""The checks of a causal LM's inputs and labels: every way a batch can be wrong is a ValueError that names the value
+and the limit, raised before any computation (where torch would index out of range or broadcast silently).
+
+Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py): the config is read by its
+fields only (`vocab_size`, `n_positions`, `n_embd`, `n_head`).
+"""
+
+import torch
+from transformers import PreTrainedConfig
+from transformers.cache_utils import Cache
+
+
+def check_inputs(
+    config: PreTrainedConfig,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    position_ids: torch.Tensor | None,
+    cache: Cache | None,
+) -> int:
+    """Every way a batch can be wrong, as a ValueError naming the value and the limit; returns the cached length.
+
+    The checks that read tensor values (id range, mask values, NaN) are skipped while torch.compile traces, where they
+    would break the graph; types and shapes are always checked.
+    """
+    if cache is not None and not isinstance(cache, Cache):
+        raise ValueError(
+            f"`cache` must be a transformers Cache (e.g. DynamicCache()), got {type(cache).__name__}: tuples of "
+            f"(key, value) pairs are not read."
+        )
+    past_length = cache.get_seq_length() if cache is not None else 0
+    if isinstance(past_length, torch.Tensor) and not torch.compiler.is_compiling():
+        past_length = int(past_length)  # a StaticCache counts its length in a tensor
+    # While torch.compile traces a StaticCache, the cached length is a tensor of unknown value: checks that need it
+    # are left to eager runs (a graph break per decoding step would cost more than the checks are worth).
+    known_past = not isinstance(past_length, torch.Tensor)
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+    if input_ids is not None:
+        if input_ids.ndim != 2:
+            raise ValueError(
+                f"`input_ids` must have shape (batch_size, sequence_length), got shape {tuple(input_ids.shape)}."
+            )
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise ValueError(
+                f"`input_ids` must be an integer tensor, got dtype {input_ids.dtype} (expected torch.int64 or "
+                f"torch.int32)."
+            )
+        batch_size, seq_len = input_ids.shape
+    else:
+        if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != config.n_embd:
+            raise ValueError(
+                f"`inputs_embeds` must have shape (batch_size, sequence_length, n_embd={config.n_embd}), got shape "
+                f"{tuple(inputs_embeds.shape)}."
+            )
+        if not inputs_embeds.is_floating_point():
+            raise ValueError(f"`inputs_embeds` must be a floating-point tensor, got dtype {inputs_embeds.dtype}.")
+        batch_size, seq_len = inputs_embeds.shape[:2]
+    if batch_size == 0 or seq_len == 0:
+        raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
+    if known_past and past_length + seq_len > config.n_positions:
+        raise ValueError(
+            f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
+            f"model has n_positions={config.n_positions}."
+        )
+    has_layers = known_past and past_length and getattr(cache, "layers", None)
+    cached_keys = getattr(cache.layers[0], "keys", None) if has_layers else None
+    if isinstance(cached_keys, torch.Tensor) and cached_keys.ndim == 4 and cached_keys.shape[0] != batch_size:
+        raise ValueError(f"The cache holds {cached_keys.shape[0]} sequences, but the batch has {batch_size}.")
+    if attention_mask is not None and attention_mask.ndim == 2:
+        expected = (batch_size, past_length + seq_len)
+        if known_past and tuple(attention_mask.shape) != expected:
+            raise ValueError(
+                f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected (batch_size, cached + new "
+                f"positions) = {expected}."
+            )
+        if attention_mask.is_complex():
+            raise ValueError(
+                f"`attention_mask` must hold 0 and 1 (bool, int or float), got dtype {attention_mask.dtype}."
+            )
+    elif attention_mask is not None and attention_mask.ndim == 4:
+        # A prepared additive or boolean mask: (batch_size or 1, n_head or 1, new positions, >= cached + new).
+        rows, heads, queries, keys = attention_mask.shape
+        if (
+            rows not in (1, batch_size)
+            or heads not in (1, config.n_head)
+            or queries != seq_len
+            or (known_past and keys < seq_len + past_length)
+        ):
+            raise ValueError(
+                f"A 4D `attention_mask` must have shape (batch_size={batch_size} or 1, n_head={config.n_head} or 1, "
+                f"{seq_len}, at least {past_length + seq_len}), got {tuple(attention_mask.shape)}."
+            )
+    elif attention_mask is not None:
+        raise ValueError(
+            f"`attention_mask` must be 2D (batch_size, positions) or a prepared 4D mask, got shape "
+            f"{tuple(attention_mask.shape)}."
+        )
+    if position_ids is not None:
+        if position_ids.is_floating_point() or position_ids.is_complex() or position_ids.dtype == torch.bool:
+            raise ValueError(f"`position_ids` must be an integer tensor, got dtype {position_ids.dtype}.")
+        if position_ids.shape[-1] != seq_len:
+            raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
+        if position_ids.ndim > 2 or (position_ids.ndim == 2 and position_ids.shape[0] not in (1, batch_size)):
+            raise ValueError(
+                f"`position_ids` must have shape ({batch_size} or 1, {seq_len}) or ({seq_len},), got shape "
+                f"{tuple(position_ids.shape)}."
+            )
+
+    if torch.compiler.is_compiling():
+        return past_length
+    if input_ids is not None:
+        low, high = (int(value) for value in torch.aminmax(input_ids))
+        if low < 0 or high >= config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(f"Token id {bad} is outside the vocabulary [0, {config.vocab_size}).")
+    elif not torch.isfinite(inputs_embeds).all():
+        where = tuple((~torch.isfinite(inputs_embeds)).nonzero()[0].tolist())
+        raise ValueError(f"`inputs_embeds` contains NaN or inf (first at index {where}): every value must be finite.")
+    if attention_mask is not None and attention_mask.ndim == 2 and attention_mask.dtype != torch.bool:
+        not_binary = (attention_mask != 0) & (attention_mask != 1)
+        if not_binary.any():
+            values = torch.unique(attention_mask[not_binary]).tolist()
+            raise ValueError(
+                f"`attention_mask` must hold 1 for tokens and 0 for padding, got the values {values[:5]} as well."
+            )
+    if position_ids is not None:
+        low, high = (int(value) for value in torch.aminmax(position_ids))
+        if low < 0 or high >= config.n_positions:
+            raise ValueError(f"`position_ids` must lie in [0, {config.n_positions}), got values in [{low}, {high}].")
+    return past_length
+
+
+def check_labels(config: PreTrainedConfig, labels: torch.Tensor, expected_shape: tuple[int, ...]) -> None:
+    """Next-token targets: the input's shape, integer ids in the vocabulary or -100 (ignored)."""
+    if tuple(labels.shape) != tuple(expected_shape):
+        raise ValueError(
+            f"`labels` has shape {tuple(labels.shape)}, expected the input's (batch_size, sequence_length) "
+            f"= {tuple(expected_shape)}."
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"`labels` must be integer token ids, got dtype {labels.dtype}.")
+    if torch.compiler.is_compiling():
+        return
+    real = labels[labels != -100]
+    if real.numel():
+        low, high = int(real.min()), int(real.max())
+        if low < 0 or high >= config.vocab_size:
+            bad = low if low < 0 else high
+            raise ValueError(
+                f"Label {bad} is outside the vocabulary [0, {config.vocab_size}); -100 marks an ignored position."
+            )
+
+
+__all__ = ["check_inputs", "check_labels"]
