@@ -42,7 +42,7 @@ if __name__ == "__main__" and not __package__:  # run as a script path (`acceler
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -399,7 +399,7 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
 
 def training_function(args: FinetuneArguments) -> dict:
     """Fine-tuning from parsed options: prepare (every check), build, loop, finish; returns the results."""
-    hyperparameters = asdict(args)
+    hyperparameters = args.hyperparameters()
     run = prepare_run(args)
     loop = build_loop(run, hyperparameters)
     if args.with_tracking:

@@ -18,7 +18,6 @@ if __name__ == "__main__" and not __package__:  # run as a script path (`acceler
     __package__ = Path(__file__).resolve().parent.name
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from accelerate.utils import set_seed
@@ -138,7 +137,7 @@ def _metrics(record: dict, prefix: str, reported) -> dict:
 
 
 def training_function(args: FinetuneArguments) -> dict:
-    config = asdict(args)
+    config = args.hyperparameters()
     trainer, task, encoded = build_trainer(config, args)
     metric, reported = config["metric_for_best_model"], config.pop("reported")
     resume = args.resume_from_checkpoint

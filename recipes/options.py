@@ -6,11 +6,15 @@ run when the options are parsed (`__post_init__`), before a recipe does any work
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from .arguments import at_least
 
 MIXED_PRECISION = ("no", "fp16", "bf16", "fp8")
+# Where a run writes and how it reports, not what it computes: left out of the hyper-parameters a run records, so a
+# resumed run (or one in another folder) records the same ones as an uninterrupted run.
+RUN_FIELDS = ("output_dir", "overwrite_output_dir", "resume_from_checkpoint", "with_tracking", "report_to")
+RUN_FIELDS += ("push_to_hub", "hub_model_id", "preprocessing_num_workers")
 EVAL_STRATEGIES = ("steps", "epoch")
 
 
@@ -82,6 +86,10 @@ class TrainingOptions:
         steps = str(self.checkpointing_steps)
         if steps != "epoch" and not steps.isdigit():
             raise ValueError(f'--checkpointing_steps must be "epoch" or a number of steps >= 0, got {steps!r}')
+
+    def hyperparameters(self) -> dict:
+        """What the run computes with (results.json, history.json, the trackers): every option but `RUN_FIELDS`."""
+        return {key: value for key, value in asdict(self).items() if key not in RUN_FIELDS}
 
     @property
     def checkpoint_every(self) -> int | str:

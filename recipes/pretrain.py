@@ -39,7 +39,7 @@ if __name__ == "__main__" and not __package__:  # run as a script path (`acceler
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -490,7 +490,7 @@ def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict):
 
 def training_function(args: PretrainArguments) -> TrainingProgress:
     """Pre-training from parsed options: prepare (every check), build, loop, finish."""
-    hyperparameters = asdict(args)
+    hyperparameters = args.hyperparameters()
     run = prepare_run(args)
     loop = build_loop(run, hyperparameters)
     if args.with_tracking:
