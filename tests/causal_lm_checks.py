@@ -1,20 +1,28 @@
 """Checks that every causal LM of gpt-origins must pass, shared by tests/gpt1 and tests/gpt2.
 
 Each function takes a model class and a tiny config and asserts one equivalence (sdpa == eager, cached == uncached,
-padded == alone, checkpointed == plain, saved == loaded, remote code == installed code, accumulated == one batch).
-transformers' own test mixins are not shipped in its wheel, hence this module.
+padded == alone, checkpointed == plain, saved == loaded, remote code == installed code, accumulated == one batch), and
+the save / push API both packages share (`hub.py`), with the upload captured instead of sent. transformers' own test
+mixins are not shipped in its wheel, hence this module.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
+from huggingface_hub.errors import EntryNotFoundError
 from torch.testing import assert_close
+from transformers.dynamic_module_utils import get_relative_import_files
+
+# The infrastructure files both packages share, byte-identical (tests/check_copies.py); remote code needs them.
+SHARED_FILES = {"chunked_loss.py", "hub.py", "input_checks.py", "loading.py"}
 
 
 def build(model_cls, config, attn_implementation="eager", seed=0):
@@ -170,6 +178,81 @@ def check_remote_code_load(model, package: str, auto_class: str, ids: torch.Tens
     with torch.no_grad():
         expected = model(ids).logits
     assert_close(torch.load(tmp_path / "out.pt", weights_only=True), expected, atol=0, rtol=0)
+
+
+def check_saved_folder_carries_its_code(model, package: str, tmp_path: Path) -> set[str]:
+    """A saved folder holds the model and configuration files and every file they import relatively, recursively,
+    as transformers' remote-code loader resolves them (`get_relative_import_files`); returns the file names."""
+    model.save_pretrained(tmp_path)
+    files = {path.name for path in tmp_path.iterdir()}
+    stem = package.removeprefix("modeling_")
+    code = {f"modeling_{stem}.py", f"configuration_{stem}.py"}
+    assert code <= files
+    for name in code:
+        needed = {Path(path).name for path in get_relative_import_files(tmp_path / name)}
+        assert needed <= files, f"{name} imports {sorted(needed - files)}, which the saved folder lacks"
+    assert SHARED_FILES <= files
+    return files
+
+
+class CapturingApi:
+    """Stands in for huggingface_hub.HfApi: records what would be uploaded, keeps a copy of the files."""
+
+    def __init__(self, store: Path):
+        self.store = store
+
+    def create_repo(self, repo_id, **kwargs):
+        return mock.Mock(repo_id=repo_id)
+
+    def upload_folder(self, repo_id, folder_path, **kwargs):
+        shutil.copytree(folder_path, self.store, dirs_exist_ok=True)
+        self.kwargs = dict(kwargs, repo_id=repo_id)
+        return "https://huggingface.co/" + repo_id
+
+
+def push_without_network(model, package: str, tmp_path: Path, repo_id: str, has_card: bool = False, **kwargs):
+    """`model.push_to_hub(repo_id, **kwargs)` with `hub.py`'s HfApi captured (the repository has a model card when
+    `has_card`); returns the folder that would have been uploaded and the captured call."""
+    api = CapturingApi(tmp_path / "uploaded")
+    card = mock.Mock() if has_card else mock.Mock(side_effect=EntryNotFoundError("no README.md"))
+    with (
+        mock.patch(f"{package}.hub.HfApi", return_value=api),
+        mock.patch(f"{package}.hub.ModelCard.load", card),
+    ):
+        url = model.push_to_hub(repo_id, **kwargs)
+    assert url == "https://huggingface.co/" + repo_id
+    return api.store, api
+
+
+def check_push_keeps_an_existing_model_card(model, package: str, tmp_path: Path):
+    store, _ = push_without_network(model, package, tmp_path, "someone/tiny", has_card=True)
+    assert (store / "config.json").exists() and not (store / "README.md").exists()
+
+
+def check_push_to_hub(model, tokenizer, package: str, auto_class: str, tmp_path: Path, inputs: dict) -> str:
+    """push_to_hub uploads config (every Auto class in `auto_map`), code, safetensors weights, the tokenizer and a
+    model card that loads the model with `auto_class`, in one commit; what was uploaded loads back with the Auto
+    class and gives the same logits. Returns the card's text."""
+    import transformers
+
+    repo_id = f"someone/tiny-{package.removeprefix('modeling_')}"
+    store, api = push_without_network(model, package, tmp_path, repo_id, tokenizer=tokenizer, commit_message="first")
+    assert api.kwargs["commit_message"] == "first"
+    files = {path.name for path in store.iterdir()}
+    stem = package.removeprefix("modeling_")
+    assert {"config.json", "model.safetensors", f"modeling_{stem}.py", f"configuration_{stem}.py"} <= files
+    assert SHARED_FILES | {"README.md", "tokenizer.json", "tokenizer_config.json"} <= files
+    auto_map = json.loads((store / "config.json").read_text())["auto_map"]
+    assert {"AutoConfig", "AutoModel", auto_class} <= set(auto_map)
+    assert auto_map[auto_class] == f"modeling_{stem}.{type(model).__name__}"
+    card = (store / "README.md").read_text()
+    assert f'{auto_class}.from_pretrained("{repo_id}", trust_remote_code=True)' in card
+    assert "- gpt-origins" in card and f"- {stem}" in card and f"import {package}" in card
+    reloaded = getattr(transformers, auto_class).from_pretrained(store, attn_implementation="eager").eval()
+    assert type(reloaded) is type(model)
+    with torch.no_grad():
+        assert_close(reloaded(**inputs).logits, model(**inputs).logits)
+    return card
 
 
 def check_trainer_gradient_accumulation(model_cls, config, tmp_path: Path, pad_id=0):

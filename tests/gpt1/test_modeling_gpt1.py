@@ -3,6 +3,7 @@ checkpointing, save / load, remote code, Trainer accumulation, torch.compile), t
 double-heads model, and every bad input."""
 
 import ast
+import inspect
 import json
 import os
 import shutil
@@ -13,7 +14,14 @@ from pathlib import Path
 import check_copies
 import pytest
 import torch
-from causal_lm_checks import check_chunked_loss_equals_plain, check_static_cache_decode, check_tied_embedding_gradient
+from causal_lm_checks import (
+    check_chunked_loss_equals_plain,
+    check_push_keeps_an_existing_model_card,
+    check_push_to_hub,
+    check_saved_folder_carries_its_code,
+    check_static_cache_decode,
+    check_tied_embedding_gradient,
+)
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -503,6 +511,50 @@ def test_remote_code_loads_without_the_package(tmp_path):
     for folder, model in models.items():
         with torch.no_grad():
             torch.testing.assert_close(outputs[folder], model(**inputs[folder]).logits)
+
+
+def test_saved_folder_carries_its_code(tmp_path):
+    files = check_saved_folder_carries_its_code(task_model("classification"), "modeling_gpt1", tmp_path)
+    assert "fine_tuning.py" in files  # imported by the model file only for the double-heads model
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from modeling_gpt1 import train_gpt1_tokenizer
+
+    return train_gpt1_tokenizer(["the movie was great fun", "a dull and boring film"] * 5, vocab_size=60)
+
+
+@pytest.mark.parametrize(
+    ("task_type", "auto_class", "pipeline_tag"),
+    [
+        (None, "AutoModelForCausalLM", "text-generation"),
+        ("classification", "AutoModelForSequenceClassification", "text-classification"),
+        ("multiple_choice", "AutoModelForMultipleChoice", None),
+    ],
+)
+def test_push_to_hub_uploads_everything_without_network(tmp_path, tokenizer, task_type, auto_class, pipeline_tag):
+    if task_type is None:
+        model, inputs = lm_model(), {"input_ids": torch.randint(0, VOCAB, (2, 9))}
+    else:
+        model = task_model(task_type)
+        num_sequences = 3 if task_type == "multiple_choice" else None
+        inputs = dict(zip(("input_ids", "attention_mask"), task_batch(2, num_sequences)))
+    card = check_push_to_hub(model, tokenizer, "modeling_gpt1", auto_class, tmp_path, inputs)
+    assert "Radford et al. 2018" in card
+    assert (f"pipeline_tag: {pipeline_tag}" in card) if pipeline_tag else ("pipeline_tag" not in card)
+
+
+def test_push_to_hub_keeps_an_existing_model_card(tmp_path):
+    check_push_keeps_an_existing_model_card(lm_model(), "modeling_gpt1", tmp_path)
+
+
+def test_save_and_push_api_is_gpt2s():
+    from modeling_gpt2 import GPT2OriginsLMHeadModel
+
+    for name in ("save_pretrained", "push_to_hub", "model_card", "from_pretrained"):
+        ours, theirs = getattr(GPT1OriginsDoubleHeadsModel, name), getattr(GPT2OriginsLMHeadModel, name)
+        assert inspect.signature(ours) == inspect.signature(theirs), name
 
 
 # ----------------------------------------------------------------------------------------------- the task families

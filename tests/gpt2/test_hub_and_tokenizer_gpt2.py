@@ -1,15 +1,17 @@
-"""GPT-2's offline tokenizer, pipelines, and push_to_hub with the upload calls captured instead of sent."""
+"""GPT-2's offline tokenizer, pipelines, the saved folder's code, and push_to_hub with the upload captured."""
 
-import json
 import shutil
 from importlib import resources
-from unittest import mock
 
 import pytest
 import torch
-from causal_lm_checks import build
-from huggingface_hub.errors import EntryNotFoundError
-from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Tokenizer, pipeline
+from causal_lm_checks import (
+    build,
+    check_push_keeps_an_existing_model_card,
+    check_push_to_hub,
+    check_saved_folder_carries_its_code,
+)
+from transformers import AutoTokenizer, GPT2Tokenizer, pipeline
 
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, load_gpt2_tokenizer, tokenization_gpt2
 
@@ -68,51 +70,18 @@ def test_saved_folder_resolves_tokenizer_and_pipeline(tokenizer, tmp_path):
     assert batch[0][0]["generated_text"] == alone[0]["generated_text"]
 
 
-class CapturingApi:
-    """Stands in for huggingface_hub.HfApi: records what would be uploaded, keeps a copy of the files."""
-
-    def __init__(self, store):
-        self.store = store
-
-    def create_repo(self, repo_id, **kwargs):
-        return mock.Mock(repo_id=repo_id)
-
-    def upload_folder(self, repo_id, folder_path, **kwargs):
-        shutil.copytree(folder_path, self.store, dirs_exist_ok=True)
-        self.kwargs = dict(kwargs, repo_id=repo_id)
-        return "https://huggingface.co/" + repo_id
-
-
 def test_push_to_hub_uploads_everything_without_network(tokenizer, tmp_path):
     model = build(GPT2OriginsLMHeadModel, GPT2OriginsConfig.from_preset("tiny"))
-    store = tmp_path / "uploaded"
-    api = CapturingApi(store)
-    no_card = mock.Mock(side_effect=EntryNotFoundError("no README.md"))
-    with (
-        mock.patch("modeling_gpt2.hub.HfApi", return_value=api),
-        mock.patch("modeling_gpt2.hub.ModelCard.load", no_card),
-    ):
-        url = model.push_to_hub("someone/tiny-gpt2", tokenizer=tokenizer, commit_message="first")
-    assert url.endswith("someone/tiny-gpt2") and api.kwargs["commit_message"] == "first"
-    files = {p.name for p in store.iterdir()}
-    assert {"config.json", "model.safetensors", "modeling_gpt2.py", "configuration_gpt2.py", "README.md"} <= files
-    assert {"tokenizer.json", "tokenizer_config.json"} <= files
-    config = json.loads((store / "config.json").read_text())
-    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_gpt2.GPT2OriginsLMHeadModel"
-    card = (store / "README.md").read_text()
-    assert "trust_remote_code=True" in card and "someone/tiny-gpt2" in card and "- gpt-origins" in card
-    # What was uploaded loads back with the Auto classes.
-    reloaded = AutoModelForCausalLM.from_pretrained(store, attn_implementation="eager")
-    ids = torch.tensor([[1, 2, 3]])
-    torch.testing.assert_close(reloaded(ids).logits, model(ids).logits)
+    inputs = {"input_ids": torch.tensor([[1, 2, 3]])}
+    card = check_push_to_hub(model, tokenizer, "modeling_gpt2", "AutoModelForCausalLM", tmp_path, inputs)
+    assert "pipeline_tag: text-generation" in card and "Radford et al. 2019" in card
 
 
 def test_push_to_hub_keeps_an_existing_model_card(tmp_path):
     model = build(GPT2OriginsLMHeadModel, GPT2OriginsConfig.from_preset("tiny"))
-    api = CapturingApi(tmp_path / "uploaded")
-    with (
-        mock.patch("modeling_gpt2.hub.HfApi", return_value=api),
-        mock.patch("modeling_gpt2.hub.ModelCard.load", return_value=mock.Mock()),
-    ):
-        model.push_to_hub("someone/tiny-gpt2")
-    assert not (tmp_path / "uploaded" / "README.md").exists()
+    check_push_keeps_an_existing_model_card(model, "modeling_gpt2", tmp_path)
+
+
+def test_saved_folder_carries_its_code(tmp_path):
+    model = build(GPT2OriginsLMHeadModel, GPT2OriginsConfig.from_preset("tiny"))
+    check_saved_folder_carries_its_code(model, "modeling_gpt2", tmp_path)
