@@ -19,7 +19,7 @@ from transformers import (
     AutoModelForSequenceClassification,
 )
 
-from .configuration_gpt1 import PRESETS, TASK_TYPES, GPT1OriginsConfig
+from .configuration_gpt1 import PRESETS, TASK_FAMILIES, TASK_TYPES, GPT1OriginsConfig
 from .modeling_gpt1 import (
     GPT1OriginsDoubleHeadsModel,
     GPT1OriginsDoubleHeadsModelOutput,
@@ -27,7 +27,7 @@ from .modeling_gpt1 import (
     GPT1OriginsModel,
     GPT1OriginsPreTrainedModel,
 )
-from .tasks import ENTAILMENT_LABELS, FAMILIES, GPT1TaskCollator, GPT1TaskEncoder
+from .tasks import ENTAILMENT_LABELS, FAMILIES, TEXT_FIELDS, GPT1TaskCollator, GPT1TaskEncoder
 from .tokenization_gpt1 import (
     DELIMITER_TOKEN,
     EXTRACT_TOKEN,
@@ -48,8 +48,8 @@ AutoModelForCausalLM.register(GPT1OriginsConfig, GPT1OriginsLMHeadModel, exist_o
 AutoModelForSequenceClassification.register(GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, exist_ok=True)
 AutoModelForMultipleChoice.register(GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, exist_ok=True)
 
-# save_pretrained then writes `auto_map` (every Auto class above) and copies configuration_gpt1.py / modeling_gpt1.py
-# next to the weights.
+# save_pretrained then writes `auto_map` (every Auto class above) and copies configuration_gpt1.py, modeling_gpt1.py
+# and the files modeling_gpt1.py imports next to the weights.
 GPT1OriginsConfig.register_for_auto_class()
 GPT1OriginsModel.register_for_auto_class("AutoModel")
 GPT1OriginsLMHeadModel.register_for_auto_class("AutoModelForCausalLM")
@@ -57,6 +57,7 @@ GPT1OriginsDoubleHeadsModel.register_for_auto_class("AutoModelForSequenceClassif
 
 __all__ = [
     "PRESETS",
+    "TASK_FAMILIES",
     "TASK_TYPES",
     "GPT1OriginsConfig",
     "GPT1OriginsPreTrainedModel",
@@ -67,6 +68,7 @@ __all__ = [
     "GPT1TaskEncoder",
     "GPT1TaskCollator",
     "FAMILIES",
+    "TEXT_FIELDS",
     "ENTAILMENT_LABELS",
     "START_TOKEN",
     "DELIMITER_TOKEN",

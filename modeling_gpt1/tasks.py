@@ -38,9 +38,11 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .configuration_gpt1 import TASK_FAMILIES
 from .tokenization_gpt1 import EXTRACT_TOKEN
 
-FAMILIES = ("classification", "entailment", "similarity", "multiple_choice")
+FAMILIES = TASK_FAMILIES  # the former name, kept for existing imports
+# The text fields of an example of each family (the table above), in the order they are encoded.
 TEXT_FIELDS = {
     "classification": ("text",),
     "entailment": ("premise", "hypothesis"),
@@ -62,7 +64,7 @@ class GPT1TaskEncoder:
 
     Args:
         tokenizer: a GPT-1 tokenizer from `tokenization_gpt1` (its template adds start / delimiter / extract).
-        family: one of `FAMILIES`.
+        family: one of `TASK_FAMILIES`.
         max_length: the most tokens in a sequence, special tokens included; at most the model's `n_positions`
             (`tokenizer.model_max_length`, 512 for GPT-1), which is the default.
         label_names: for classification and entailment, the class names in id order; string labels are mapped
@@ -82,8 +84,8 @@ class GPT1TaskEncoder:
         label_names: Sequence[str] | None = None,
         label_field: str | None = None,
     ):
-        if family not in FAMILIES:
-            raise ValueError(f"family={family!r} is not one of {FAMILIES}.")
+        if family not in TASK_FAMILIES:
+            raise ValueError(f"family={family!r} is not one of {TASK_FAMILIES}.")
         self.tokenizer = tokenizer
         self.family = family
         self.extract_token_id = tokenizer.convert_tokens_to_ids(EXTRACT_TOKEN)
@@ -335,4 +337,4 @@ def _as_list(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else value
 
 
-__all__ = ["ENTAILMENT_LABELS", "FAMILIES", "GPT1TaskCollator", "GPT1TaskEncoder"]
+__all__ = ["ENTAILMENT_LABELS", "FAMILIES", "TASK_FAMILIES", "TEXT_FIELDS", "GPT1TaskCollator", "GPT1TaskEncoder"]
