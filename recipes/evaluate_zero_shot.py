@@ -1,9 +1,10 @@
 """Zero-shot evaluation of a GPT-2 (or GPT-1): perplexity, LAMBADA last-word accuracy and multiple choice.
 
 GPT-2's claim (Radford et al. 2019, section 3) is that a language model does tasks it was never trained for when
-they are posed as text to continue. This recipe measures that three ways, chosen by `--task`, on a saved model
-folder, a Hub model (`--model openai-community/gpt2`; transformers' own GPT-2 checkpoints load as they are), or a
-preset of the paper's sizes with random weights (`--model tiny`, for smoke runs without the Hub):
+they are posed as text to continue. This recipe measures that three ways, chosen by `--task`, on a saved GPT-2 or
+GPT-1 folder (a pre-training run's, a fine-tuned GPT-1's; its config.json names the family, recipes/families.py
+loads it), a Hub model (`--model openai-community/gpt2`; transformers' own GPT-2 and GPT-1 checkpoints load as they
+are), or a GPT-2 preset of the paper's sizes with random weights (`--model tiny`, for smoke runs without the Hub):
 
     python -m recipes.evaluate_zero_shot --task perplexity --model openai-community/gpt2 \\
         --dataset_name Salesforce/wikitext --dataset_config_name wikitext-2-raw-v1 --join_with '\\n'
@@ -42,17 +43,19 @@ All choices and windows of a task are scored in batches of `--per_device_eval_ba
 length, padded on `--padding_side` with an attention mask and position ids counted over the real tokens, under
 `torch.inference_mode`, on the device Accelerate picks (`accelerate launch` splits the batches over processes).
 The results go to `--output_file` (JSON, default runs/zero-shot/<task>-<model>.json) and are printed as a table.
-A bad option, file, row or checkpoint stops the recipe with a one-line error (exit status 2) before any scoring.
+Options can also come from a YAML run config (`--config FILE`, recipes/arguments.py); the command line overrides
+it. A bad option, file, row or checkpoint stops the recipe with a one-line error (exit status 2) before any scoring.
 """
 
-import argparse
 import inspect
 import json
 import math
 import os
 import re
 import string
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -61,15 +64,19 @@ from accelerate.utils import gather_object
 from datasets import Dataset, concatenate_datasets, load_dataset
 from tqdm.auto import tqdm
 
-import modeling_gpt1  # noqa: F401  (registers gpt1-origins with the Auto classes)
 import modeling_gpt2
 
-from . import generate
+from .arguments import at_least, parse_arguments
 from .corpus import builder_for, check_files_exist, load_documents
 from .errors import RecipeError
+from .families import family_of, load_causal_lm, load_tokenizer_for, preset_model, preset_tokenizer
+
+PROG = "python -m recipes.evaluate_zero_shot"
 
 TASKS = ("perplexity", "lambada", "multiple_choice")
 NORMALIZATIONS = ("none", "tokens", "chars")
+PADDING_SIDES = ("right", "left")
+MIXED_PRECISION = ("no", "fp16", "bf16")
 MULTIPLE_CHOICE_TEMPLATE = "{context}"
 ENTAILMENT_TEMPLATE = "{premise}\\nQuestion: {hypothesis} True, False or Neither?\\nAnswer:"
 # Label names in the order of their ids in MNLI, SNLI and RTE-style data (0 = entailment), each with its answer.
@@ -86,17 +93,22 @@ def is_preset(model: str) -> bool:
 
 
 def load_model_and_tokenizer(args):
-    """`--model`: a preset name (random weights, OpenAI's tokenizer), else a folder or Hub name through the Auto
-    classes, with the folder's tokenizer or OpenAI's when it has none (recipes/generate.py's loader)."""
+    """`--model`: a GPT-2 preset name (random weights, OpenAI's tokenizer), else a GPT-2 or GPT-1 folder or Hub name
+    (recipes/families.py: its config.json names the family), with the folder's tokenizer (a GPT-2 folder without one:
+    OpenAI's)."""
+    if is_preset(args.model):
+        return preset_model("gpt2", args.model, args.seed), preset_tokenizer("gpt2")
     try:
-        if is_preset(args.model):
-            return generate.load_model_and_tokenizer(None, "gpt2", preset=args.model, seed=args.seed)
-        return generate.load_model_and_tokenizer(args.model)
-    except (OSError, ValueError) as error:
+        family_of(args.model)
+    except RecipeError as error:
         presets = ", ".join(modeling_gpt2.PRESETS)
-        raise RecipeError(
-            f"--model {args.model!r} is neither a preset ({presets}), a model folder nor a Hub name: {error}"
-        ) from error
+        raise RecipeError(f"--model {args.model!r} is neither a preset ({presets}) nor a model: {error}") from error
+    try:
+        return load_causal_lm(args.model), load_tokenizer_for(args.model)
+    except RecipeError:
+        raise
+    except (OSError, ValueError) as error:
+        raise RecipeError(f"--model {args.model!r} does not load: {error}") from error
 
 
 def context_size(config) -> int:
@@ -224,37 +236,29 @@ def lambada_examples(rows: Dataset, column: str, source: str) -> list[tuple[str,
     return examples
 
 
-def multiple_choice_examples(rows: Dataset, args, source: str) -> tuple[str, list[tuple[str, list[str], int]]]:
-    """(prompt, choices, label) for every row, and the family: `multiple_choice` ({context, choices, label}) or
-    `entailment` ({premise, hypothesis, label}, a choice among `--label_choices`)."""
+def multiple_choice_examples(rows: Dataset, args, source: str) -> tuple[str, str, list[tuple[str, list[str], int]]]:
+    """The family, the template used and (prompt, choices, label) for every row: `multiple_choice` ({context,
+    choices, label}) or `entailment` ({premise, hypothesis, label}, a choice among `--label_choices`)."""
     columns = rows.column_names
     if args.choices_column in columns:
-        family, template, names = "multiple_choice", args.template or MULTIPLE_CHOICE_TEMPLATE, None
+        family, used_template, names = "multiple_choice", args.template or MULTIPLE_CHOICE_TEMPLATE, None
     elif {"premise", "hypothesis"} <= set(columns):
-        family, template = "entailment", args.template or ENTAILMENT_TEMPLATE
-        try:
-            label_choices = json.loads(args.label_choices)
-        except json.JSONDecodeError as error:
-            raise RecipeError(f"--label_choices is not JSON ({error}): {args.label_choices!r}") from error
-        if not isinstance(label_choices, dict) or len(label_choices) < 2:
-            raise RecipeError(
-                f"--label_choices must map at least 2 label names to their answers, got {args.label_choices!r}."
-            )
+        family, used_template = "entailment", args.template or ENTAILMENT_TEMPLATE
+        label_choices = label_answers(args.label_choices)
         names, answers = list(label_choices), [str(answer) for answer in label_choices.values()]
     else:
         raise RecipeError(
             f"{source} has neither a {args.choices_column!r} column (multiple choice: context, choices, label) nor "
             f"premise and hypothesis columns (entailment); its columns: {', '.join(columns)}."
         )
-    args.template = template  # the one used, for the results file
-    template = unescape(template)
+    template = unescape(used_template)
     fields = [field for _, field, _, _ in string.Formatter().parse(template) if field]
     examples = []
     for index, row in enumerate(rows):
         where = f"{source} row {index + 1}"
-        for field in fields:
-            if row.get(field) is None:  # a JSON lines file missing a field in one row reads as None there
-                raise RecipeError(f"{where} has no field {field!r}, which --template {template!r} asks for.")
+        for name in fields:
+            if row.get(name) is None:  # a JSON lines file missing a field in one row reads as None there
+                raise RecipeError(f"{where} has no field {name!r}, which --template {template!r} asks for.")
         try:
             prompt = template.format_map(row)
         except (KeyError, IndexError, ValueError) as error:
@@ -286,7 +290,7 @@ def multiple_choice_examples(rows: Dataset, args, source: str) -> tuple[str, lis
         # A choice continues the prompt after a space, as GPT-2's BPE writes a word inside a sentence.
         joined = [choice if choice[:1].isspace() or prompt[-1:].isspace() else " " + choice for choice in choices]
         examples.append((prompt, joined, label))
-    return family, examples
+    return family, used_template, examples
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -442,7 +446,7 @@ def prepare_lambada(args, examples, tokenizer, window):
 
 def prepare_multiple_choice(args, data, tokenizer, window):
     source = data_source(args)
-    family, examples = data
+    family, _, examples = data
     start = start_token_id(tokenizer, args.add_start_token)
     prompts = encode(tokenizer, [prompt for prompt, _, _ in examples])
     requests, spans = [], []  # spans[i]: the requests of example i
@@ -502,30 +506,8 @@ def has_accelerator() -> bool:
     return torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
 
 
-def check_args(args):
-    """What can be checked before anything is loaded."""
-    for option in ("per_device_eval_batch_size", "max_samples"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise RecipeError(f"--{option} must be at least 1, got {value}.")
-    if args.stride is not None and args.stride < 1:
-        raise RecipeError(f"--stride must be at least 1, got {args.stride}.")
-    if args.max_length is not None and args.max_length < 1:
-        raise RecipeError(f"--max_length must be at least 1, got {args.max_length}.")
-    if bool(args.data_file) == bool(args.dataset_name):
-        raise RecipeError("Give the data with either --data_file (--text_file) or --dataset_name.")
-    check_files_exist(args.data_file, "--data_file")
-    for path in args.data_file or []:
-        if builder_for(path) == "text" and args.task == "multiple_choice":
-            raise RecipeError(
-                f"--data_file {os.fspath(path)!r}: multiple-choice rows need .jsonl/.json/.csv/.parquet."
-            )
-    if args.join_with is not None and args.task != "perplexity":
-        raise RecipeError("--join_with joins documents for --task perplexity only.")
-
-
 def evaluation_function(args) -> dict:
-    check_args(args)
+    check_files_exist(args.data_file, "--data_file")
     # Without an accelerator, `accelerate launch` / torchrun processes form a gloo group only with cpu=True.
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu or not has_accelerator())
     data = read_data(args)
@@ -552,7 +534,7 @@ def evaluation_function(args) -> dict:
             "add_start_token": args.add_start_token,
             "max_samples": args.max_samples,
             "join_with": args.join_with,
-            "template": args.template if args.task == "multiple_choice" else None,
+            "template": data[1] if args.task == "multiple_choice" else None,
             "mixed_precision": accelerator.mixed_precision,
         },
         "seconds": time.perf_counter() - start,
@@ -568,77 +550,99 @@ def evaluation_function(args) -> dict:
     return results
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m recipes.evaluate_zero_shot",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def label_answers(label_choices: str) -> dict:
+    """`--label_choices` as {label name: answer}, in the order of the integer labels."""
+    try:
+        answers = json.loads(label_choices)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--label_choices is not JSON ({error}): {label_choices!r}") from None
+    if not isinstance(answers, dict) or len(answers) < 2:
+        raise ValueError(f"--label_choices must map at least 2 label names to their answers, got {label_choices!r}")
+    return answers
+
+
+def option(default, help: str, **metadata):
+    """A dataclass field with its command-line help (HfArgumentParser reads `metadata`)."""
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class ZeroShotArguments:
+    task: str = field(metadata={"help": f"one of {', '.join(TASKS)}"})
+    model: str = field(
+        metadata={"help": "a model folder (GPT-2 or GPT-1), a Hub name, or a GPT-2 preset (tiny, 124M, ...)"}
     )
-    parser.add_argument("--task", choices=TASKS, required=True)
-    parser.add_argument(
-        "--model", required=True, help="a model folder, a Hub name, or a preset (tiny, 124M, ...) with random weights"
-    )
-    data = parser.add_argument_group("data")
-    data.add_argument(
-        "--data_file", "--text_file", nargs="+", default=None, help=".txt, .jsonl, .json, .csv, .parquet"
-    )
-    data.add_argument("--dataset_name", default=None, help="a Hub dataset (instead of files)")
-    data.add_argument("--dataset_config_name", default=None)
-    data.add_argument("--dataset_split", default="test", help='e.g. "validation" or "test[:500]"')
-    data.add_argument("--text_column", default="text", help="perplexity and lambada")
-    data.add_argument("--max_samples", type=int, default=None, help="the first N documents / rows only")
-    data.add_argument(
-        "--join_with",
-        default=None,
-        help="perplexity: join all documents with this text (escapes like \\n allowed) into one stream, instead of "
+    # data
+    data_file: list[str] | None = option(None, ".txt, .jsonl, .json, .csv, .parquet", aliases=["--text_file"])
+    dataset_name: str | None = option(None, "a Hub dataset (instead of files)")
+    dataset_config_name: str | None = option(None, "the Hub dataset's config")
+    dataset_split: str = option("test", 'e.g. "validation" or "test[:500]"')
+    text_column: str = option("text", "perplexity and lambada")
+    max_samples: int | None = option(None, "the first N documents / rows only")
+    join_with: str | None = option(
+        None,
+        "perplexity: join all documents with this text (escapes like \\n allowed) into one stream, instead of "
         "scoring each document on its own",
     )
-    choice = parser.add_argument_group("multiple choice")
-    choice.add_argument(
-        "--template",
-        default=None,
-        help=f"the prompt, fields of a row in braces (default {MULTIPLE_CHOICE_TEMPLATE!r}, entailment rows "
+    # multiple choice
+    template: str | None = option(
+        None,
+        f"the prompt, fields of a row in braces (default {MULTIPLE_CHOICE_TEMPLATE!r}, entailment rows "
         f"{ENTAILMENT_TEMPLATE!r})",
     )
-    choice.add_argument(
-        "--label_choices",
-        default=ENTAILMENT_CHOICES,
-        help="entailment rows: JSON object of label name -> answer, in the order of integer labels",
+    label_choices: str = option(
+        ENTAILMENT_CHOICES, "entailment rows: JSON object of label name -> answer, in the order of integer labels"
     )
-    choice.add_argument("--choices_column", default="choices")
-    choice.add_argument("--label_column", default="label")
-    choice.add_argument(
-        "--normalize",
-        nargs="+",
-        choices=NORMALIZATIONS,
-        default=list(NORMALIZATIONS),
-        help="score = choice log-likelihood summed (none), per token (tokens) or per character (chars)",
+    choices_column: str = option("choices", "multiple choice rows: the column of the choices")
+    label_column: str = option("label", "the column of the right choice's index (or label name)")
+    normalize: list[str] = option(
+        NORMALIZATIONS,
+        f"score = choice log-likelihood summed (none), per token (tokens) or per character (chars): {NORMALIZATIONS}",
     )
-    run = parser.add_argument_group("scoring")
-    run.add_argument("--max_length", type=int, default=None, help="tokens per window (default: n_positions)")
-    run.add_argument("--stride", type=int, default=None, help="perplexity: new tokens per window (default: window)")
-    run.add_argument(
-        "--add_start_token",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="start every sequence with the tokenizer's bos/eos token (<|endoftext|> for GPT-2)",
+    # scoring
+    max_length: int | None = option(None, "tokens per window (default: n_positions)")
+    stride: int | None = option(None, "perplexity: new tokens per window (default: window)")
+    add_start_token: bool = option(
+        True, "start every sequence with the tokenizer's bos/eos token (<|endoftext|> for GPT-2, _start_ for GPT-1)"
     )
-    run.add_argument("--per_device_eval_batch_size", type=int, default=8)
-    run.add_argument("--padding_side", choices=("right", "left"), default="right")
-    run.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None)
-    run.add_argument("--cpu", action="store_true", help="stay on the CPU even where there is an accelerator")
-    run.add_argument("--seed", type=int, default=0, help="of a preset's random weights")
-    run.add_argument("--output_file", default=None, help="JSON results (default runs/zero-shot/<task>-<model>.json)")
-    return parser
+    per_device_eval_batch_size: int = option(8, "sequences per device and batch")
+    padding_side: str = option("right", f"one of {PADDING_SIDES}")
+    mixed_precision: str | None = option(None, f"one of {MIXED_PRECISION} (default: Accelerate's config)")
+    cpu: bool = option(False, "stay on the CPU even where there is an accelerator")
+    seed: int = option(0, "of a preset's random weights")
+    output_file: str | None = option(None, "JSON results (default runs/zero-shot/<task>-<model>.json)")
+
+    def __post_init__(self):
+        """The checks that need no file, model or tokenizer."""
+        for name, choices in (("task", TASKS), ("padding_side", PADDING_SIDES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"--{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.mixed_precision is not None and self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(f"--mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
+        unknown = [name for name in self.normalize if name not in NORMALIZATIONS]
+        if unknown:
+            raise ValueError(f"--normalize takes {', '.join(NORMALIZATIONS)}, got {', '.join(map(repr, unknown))}")
+        for name in ("per_device_eval_batch_size", "max_samples", "stride", "max_length"):
+            at_least(name, getattr(self, name), 1)
+        if bool(self.data_file) == bool(self.dataset_name):
+            raise ValueError("Give the data with either --data_file (--text_file) or --dataset_name.")
+        for path in self.data_file or []:
+            if builder_for(path) == "text" and self.task == "multiple_choice":
+                raise ValueError(f"--data_file {path!r}: multiple-choice rows need .jsonl/.json/.csv/.parquet.")
+        if self.join_with is not None and self.task != "perplexity":
+            raise ValueError("--join_with joins documents for --task perplexity only.")
+        label_answers(self.label_choices)  # read here too, so that bad JSON stops the run before any work
 
 
 def main(argv=None):
-    parser = get_parser()
-    args = parser.parse_args(argv)
+    (args,) = parse_arguments([ZeroShotArguments], argv, prog=PROG, description=__doc__)
     try:
         return evaluation_function(args)
-    except RecipeError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except RecipeError as error:  # exit status 2 and a one-line message, as for a bad option
+        sys.stderr.write(f"{PROG}: error: {error}\n")
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """recipes/evaluate_zero_shot.py: each of its three evaluations against an independent computation with the same tiny
-random GPT-2 (one plain forward per sequence, no batching, no windows), the committed task fixtures, the JSON and table
-output, and every bad input refused with a one-line error before anything is scored."""
+random GPT-2 (one plain forward per sequence, no batching, no windows), the same for a tiny GPT-1 folder with its own
+tokenizer, the committed task fixtures, the JSON and table output, and every bad input refused with a one-line error
+before anything is scored."""
 
 import json
 import math
@@ -9,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, load_gpt2_tokenizer
 from recipes import evaluate_zero_shot
+from recipes.families import load_tokenizer_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tasks"
 EOT = 50256  # <|endoftext|>, the start token of every scored sequence
@@ -104,6 +107,42 @@ def test_sliding_window_scores_every_token_once_with_its_window_of_context(model
     stride_3 = run(model_dir, tmp_path, *base, "--stride", "3")["metrics"]
     assert stride_3["tokens"] == len(ids) - 1
     assert stride_3["perplexity"] != pytest.approx(stride_w["perplexity"], rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# GPT-1: a saved folder with its own (trained) tokenizer, through the same recipe
+
+
+@pytest.fixture(scope="module")
+def gpt1_dir(tmp_path_factory):
+    tokenizer = train_gpt1_tokenizer([DOCUMENTS], vocab_size=250)
+    folder = tmp_path_factory.mktemp("tiny-gpt1")
+    torch.manual_seed(0)
+    GPT1OriginsLMHeadModel(GPT1OriginsConfig.from_preset("tiny", vocab_size=len(tokenizer))).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_gpt1_perplexity_starts_each_document_with_start(gpt1_dir, tmp_path):
+    tokenizer = load_tokenizer_for(gpt1_dir)
+    model = GPT1OriginsLMHeadModel.from_pretrained(gpt1_dir).eval()
+    data = write_jsonl(tmp_path / "docs.jsonl", [{"text": text} for text in DOCUMENTS])
+    metrics = run(gpt1_dir, tmp_path, "--task", "perplexity", "--text_file", str(data))["metrics"]
+    start = tokenizer.convert_tokens_to_ids("_start_")
+    streams = [[start, *tokenizer(text, add_special_tokens=False)["input_ids"]] for text in DOCUMENTS]
+    nll = sum(-logprobs(model, ids).sum().item() for ids in streams)
+    tokens = sum(len(ids) - 1 for ids in streams)
+    assert metrics["tokens"] == tokens and metrics["perplexity"] == pytest.approx(math.exp(nll / tokens), rel=1e-5)
+
+
+@pytest.mark.parametrize("fixture", ["multiple-choice-social-iqa", "entailment-presuppositions"])
+def test_gpt1_runs_lambada_and_multiple_choice(gpt1_dir, tmp_path, fixture):
+    options = ["--task", "multiple_choice", "--data_file", str(FIXTURES / f"{fixture}.jsonl"), "--max_samples", "6"]
+    metrics = run(gpt1_dir, tmp_path, *options)["metrics"]
+    assert metrics["examples"] == 6 and all(0.0 <= metrics[f"accuracy_{n}"] <= 1.0 for n in ("none", "tokens"))
+    data = write_jsonl(tmp_path / "lambada.jsonl", [{"text": text} for text in DOCUMENTS])
+    metrics = run(gpt1_dir, tmp_path, "--task", "lambada", "--data_file", str(data))["metrics"]
+    assert metrics["examples"] == 2 and metrics["target_tokens"] >= 2
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -304,6 +343,34 @@ BAD_INPUTS = {
         "for --task perplexity only",
     ),
     "bad batch size": ([MC], ["--task", "multiple_choice", "--per_device_eval_batch_size", "0"], "at least 1, got 0"),
+    "max_length < 1": ([{"text": "a b"}], ["--task", "perplexity", "--max_length", "0"], "--max_length must be at"),
+    "max_samples < 1": ([{"text": "a b"}], ["--task", "lambada", "--max_samples", "0"], "--max_samples must be at"),
+    "unknown task": ([{"text": "a b"}], ["--task", "summary"], "--task must be one of perplexity, lambada, multip"),
+    "padding side": (
+        [{"text": "a b"}],
+        ["--task", "perplexity", "--padding_side", "middle"],
+        "--padding_side must be one of right, left, got 'middle'",
+    ),
+    "mixed precision": (
+        [{"text": "a b"}],
+        ["--task", "perplexity", "--mixed_precision", "fp8"],
+        "--mixed_precision must be one of ('no', 'fp16', 'bf16'), got 'fp8'",
+    ),
+    "normalize": (
+        [MC],
+        ["--task", "multiple_choice", "--normalize", "words"],
+        "--normalize takes none, tokens",
+    ),
+    "label_choices not a mapping": (
+        [NLI],
+        ["--task", "multiple_choice", "--label_choices", '[" yes", " no"]'],
+        "--label_choices must map at least 2 label names",
+    ),
+    "gpt1 without tokenizer": (
+        [{"text": "a b"}],
+        ["--task", "perplexity", "--model", "{tmp}/gpt1-no-tokenizer"],
+        "holds a GPT-1 model but no tokenizer",
+    ),
 }
 
 
@@ -315,6 +382,8 @@ def test_bad_input_is_a_one_line_error_before_any_scoring(model_dir, tmp_path, c
     if rows is not None and "--text_file" not in options and "--data_file" not in options:
         options = [*options, "--data_file", str(data)]
     options = [option.format(tmp=tmp_path, data=data) for option in options]
+    if case == "gpt1 without tokenizer":
+        GPT1OriginsLMHeadModel(GPT1OriginsConfig.from_preset("tiny")).save_pretrained(tmp_path / "gpt1-no-tokenizer")
     if "--model" not in options:
         options = ["--model", str(model_dir), *options]
 
