@@ -113,6 +113,9 @@ def parse_arguments(dataclass_types, argv=None, prog=None, description=None, def
     parser = HfArgumentParser(
         dataclass_types, prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    for action in parser._actions:  # a help text is a %-format for argparse: "train[:10%]" must not break --help
+        if action.help and "%(" not in action.help:
+            action.help = action.help.replace("%%", "%").replace("%", "%%")
     parser.add_argument(
         "--config",
         default=None,
