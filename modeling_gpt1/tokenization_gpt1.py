@@ -54,7 +54,7 @@ def _new_backend(bpe: models.BPE) -> Tokenizer:
     return backend
 
 
-def _wrap(backend: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
+def with_task_template(backend: Tokenizer, model_max_length: int) -> PreTrainedTokenizerFast:
     """Adds the special tokens and the paper's input template to `backend`, then wraps it for transformers."""
     if not isinstance(model_max_length, int) or model_max_length < 3:
         raise ValueError(
@@ -100,7 +100,7 @@ def _train(train_backend, vocab_size: int, min_frequency: int, model_max_length:
     train_backend(backend, trainer)
     if backend.get_vocab_size() <= len(SPECIAL_TOKENS):
         raise ValueError("The training corpus has no text: the vocabulary holds only the special tokens.")
-    return _wrap(backend, model_max_length)
+    return with_task_template(backend, model_max_length)
 
 
 def train_gpt1_tokenizer(
@@ -200,7 +200,7 @@ def gpt1_tokenizer_from_released(
     first_special_id = len(vocab)
     vocab.update({token: first_special_id + offset for offset, token in enumerate(SPECIAL_TOKENS)})
     bpe = models.BPE(vocab=vocab, merges=merges, unk_token=UNK_TOKEN, end_of_word_suffix=END_OF_WORD_SUFFIX)
-    return _wrap(_new_backend(bpe), model_max_length)
+    return with_task_template(_new_backend(bpe), model_max_length)
 
 
 __all__ = [
@@ -211,6 +211,7 @@ __all__ = [
     "START_TOKEN",
     "UNK_TOKEN",
     "gpt1_tokenizer_from_released",
+    "with_task_template",
     "train_gpt1_tokenizer",
     "train_gpt1_tokenizer_from_files",
 ]

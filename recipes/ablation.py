@@ -40,13 +40,12 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel
+from modeling_gpt1 import TASK_FAMILIES, GPT1OriginsConfig, GPT1OriginsLMHeadModel
 
 from .arguments import at_least, parse_arguments, read_config
 from .errors import RecipeError, exit_with_error
 from .finetune import RESULTS, FinetuneArguments, training_function
 from .options import option
-from .task_setup import TASK_FAMILIES
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)

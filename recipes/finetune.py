@@ -51,7 +51,7 @@ from datasets import DatasetDict
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
-from modeling_gpt1 import GPT1TaskCollator
+from modeling_gpt1 import TASK_FAMILIES, GPT1TaskCollator
 
 from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
@@ -63,7 +63,6 @@ from .run_folder import check_output_dir, check_resume, checkpoints_root, resolv
 from .task_data import TaskData
 from .task_setup import (
     PRESETS,
-    TASK_FAMILIES,
     check_metric,
     encode_task,
     freeze_body,

@@ -20,14 +20,13 @@ from transformers import (
 import modeling_gpt1
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, GPT1TaskCollator, GPT1TaskEncoder
 from modeling_gpt1.configuration_gpt1 import PRESETS
-from modeling_gpt1.tokenization_gpt1 import DELIMITER_TOKEN, EXTRACT_TOKEN, START_TOKEN, _wrap
+from modeling_gpt1.tokenization_gpt1 import DELIMITER_TOKEN, EXTRACT_TOKEN, START_TOKEN, with_task_template
 
 from .checkpointing import ARCHITECTURE_FIELDS
 from .errors import RecipeError
 from .metrics import compute_task_metrics
 from .task_data import TEXT_FIELDS, TaskData, load_task_data, majority_baseline
 
-TASK_FAMILIES = modeling_gpt1.TASK_TYPES  # classification, entailment, similarity, multiple_choice
 TASK_TOKENS = (START_TOKEN, DELIMITER_TOKEN, EXTRACT_TOKEN)  # what fine-tuning adds to the vocabulary
 GPT1_MODEL_TYPES = (GPT1OriginsConfig.model_type, "openai-gpt")  # ours, and transformers' OpenAIGPT folders
 TOKEN_ID_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id", "pad_token_id")
@@ -81,7 +80,7 @@ def add_task_tokens(tokenizer):
     before = set(tokenizer.get_vocab())
     backend = type(tokenizer.backend_tokenizer).from_str(tokenizer.backend_tokenizer.to_str())
     # The same special tokens and template as every GPT-1 tokenizer of modeling_gpt1.
-    wrapped = _wrap(backend, tokenizer.model_max_length if tokenizer.model_max_length < 1e9 else 512)
+    wrapped = with_task_template(backend, tokenizer.model_max_length if tokenizer.model_max_length < 1e9 else 512)
     vocab = wrapped.get_vocab()
     return wrapped, sorted((token for token in vocab if token not in before), key=vocab.get)
 
