@@ -20,32 +20,42 @@ on stdout, `benchmark.json` and `benchmark.png` in `--output_dir`.
     python -m recipes.benchmark --preset tiny --seq_lens 32 --repeats 2   # a smoke run in seconds
     python -m recipes.benchmark --models gpt1 --cases generate --generate_batches 1 --new_tokens 32   # one case
 
-`--cases` picks among train, forward, generate and memory; each row is printed as soon as it is measured.
+`--cases` picks among train, forward, generate and memory; each row is printed as soon as it is measured. The runs
+recorded in docs/BENCHMARKS.md are run configs: `python -m recipes.benchmark --config benchmark-gpt2-fp32` (also
+benchmark-gpt1-fp32, benchmark-gpt2-bf16, and benchmark-gpu-bf16 for a CUDA device; recipes/configs/).
 
 transformers' GPT-1 (OpenAIGPTLMHeadModel) has no KV cache: its `generate()` recomputes the whole prefix per token.
 """
 
-import argparse
+import dataclasses
 import json
 import multiprocessing
 import platform
 import resource
 import statistics
+import sys
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel
 
-from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel
-from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
-
+from .arguments import at_least, parse_arguments
 from .errors import RecipeError
+from .families import MODEL_FAMILIES
 
+PROG = "python -m recipes.benchmark"
 # Fields both configs share (same names in transformers' GPT2Config / OpenAIGPTConfig and ours).
 SHARED_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "layer_norm_epsilon")
 CASES = ["train", "forward", "generate", "memory"]
+DTYPES = ["fp32", "bf16"]
+# transformers' own model of each family: config class, LM class, and the config fields that make it ours.
+REFERENCES = {
+    "gpt2": (GPT2Config, GPT2LMHeadModel, {}),
+    "gpt1": (OpenAIGPTConfig, OpenAIGPTLMHeadModel, {"afn": "gelu"}),  # ours is GELU (section 4.1), exact form
+}
 
 
 def _configs(family: str, preset: str, vocab_size: int | None):
@@ -53,14 +63,13 @@ def _configs(family: str, preset: str, vocab_size: int | None):
     the work differ)."""
     no_dropout = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
     overrides = {**no_dropout, **({"vocab_size": vocab_size} if vocab_size else {})}
-    if family == "gpt2":
-        config = GPT2OriginsConfig.from_preset(preset, **overrides)
-        reference_config = GPT2Config(**{k: getattr(config, k) for k in SHARED_FIELDS}, **no_dropout)
-        return config, reference_config, GPT2OriginsLMHeadModel, GPT2LMHeadModel
-    preset = "gpt1" if preset == "124M" else preset  # GPT-1 is the same 12 x 768 size
-    config = GPT1OriginsConfig.from_preset(preset, **overrides)
-    reference_config = OpenAIGPTConfig(**{k: getattr(config, k) for k in SHARED_FIELDS}, afn="gelu", **no_dropout)
-    return config, reference_config, GPT1OriginsLMHeadModel, OpenAIGPTLMHeadModel
+    if family == "gpt1" and preset == "124M":
+        preset = "gpt1"  # GPT-1 is the same 12 x 768 size
+    ours = MODEL_FAMILIES[family]
+    config = ours.config_class.from_preset(preset, **overrides)
+    reference_config_class, reference_class, fields = REFERENCES[family]
+    reference_config = reference_config_class(**{k: getattr(config, k) for k in SHARED_FIELDS}, **fields, **no_dropout)
+    return config, reference_config, ours.lm_class, reference_class
 
 
 def build_one(family: str, preset: str, attn_implementation: str, vocab_size: int | None, which: str):
@@ -150,7 +159,7 @@ def autocast(device, dtype: str):
 
 def speed_cases(models: dict, config, device, dtype, seq_len, args):
     """Rows of one (family, dtype, seq_len): train and forward tokens/s, generation new tokens/s at each of
-    `args.generate_batches` (the cases in `args.cases`)."""
+    `args.generate_batches` (the cases in `args.measured_cases`)."""
     batch_size, new_tokens, warmup, repeats = args.batch_size, args.new_tokens, args.warmup, args.repeats
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), generator=generator).to(device)
@@ -166,37 +175,29 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args):
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    if "train" in args.cases:
+    def row(case: str, seconds: dict, tokens: int, length: int = seq_len, batch: int = batch_size, **extra) -> dict:
+        """One measured case: `tokens` made per call, in tokens/s of each model."""
+        speeds = {f"{name}_tokens_per_s": tokens / s for name, s in seconds.items()}
+        return {"case": case, "seq_len": length, "batch_size": batch, **extra, **speeds}
+
+    cases = args.measured_cases
+    if "train" in cases:
         seconds = time_alternately({n: (lambda n=n: train_step(n)) for n in models}, device, warmup, repeats)
-        rows.append(
-            {
-                "case": "train",
-                "seq_len": seq_len,
-                "batch_size": batch_size,
-                "flops_per_token": training_flops_per_token(config, seq_len),  # for the MFU (`add_utilisation`)
-                **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
-            }
-        )
+        flops = training_flops_per_token(config, seq_len)  # for the MFU (`add_utilisation`)
+        rows.append(row("train", seconds, batch_size * seq_len, flops_per_token=flops))
 
     def forward(name):
         models[name].eval()
         with torch.inference_mode(), autocast(device, dtype):
             models[name](input_ids=ids)
 
-    if "forward" in args.cases:
+    if "forward" in cases:
         seconds = time_alternately({n: (lambda n=n: forward(n)) for n in models}, device, warmup, repeats)
-        rows.append(
-            {
-                "case": "forward",
-                "seq_len": seq_len,
-                "batch_size": batch_size,
-                **{f"{n}_tokens_per_s": batch_size * seq_len / s for n, s in seconds.items()},
-            }
-        )
+        rows.append(row("forward", seconds, batch_size * seq_len))
 
     prompt_len = max(1, min(seq_len, config.n_positions - new_tokens))
     weight_bytes = sum(p.numel() for p in models["ours"].parameters()) * (2 if dtype == "bf16" else 4)
-    for generate_batch in args.generate_batches if "generate" in args.cases else ():
+    for generate_batch in args.generate_batches if "generate" in cases else ():
         prompt = ids[:1, :prompt_len].expand(generate_batch, -1).contiguous()
 
         def generate(name, prompt=prompt):
@@ -212,15 +213,10 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args):
                 )
 
         seconds = time_alternately({n: (lambda n=n: generate(n)) for n in models}, device, 1, max(1, repeats // 2))
-        row = {
-            "case": f"generate_b{generate_batch}",
-            "seq_len": prompt_len,
-            "batch_size": generate_batch,
-            **{f"{n}_tokens_per_s": generate_batch * new_tokens / s for n, s in seconds.items()},
-        }
-        if generate_batch == 1:
-            row["weight_bytes"] = weight_bytes  # each new token reads every weight once (`add_utilisation`)
-        rows.append(row)
+        # At batch 1 each new token reads every weight once: weight_bytes sets the bound (`add_utilisation`).
+        extra = {"weight_bytes": weight_bytes} if generate_batch == 1 else {}
+        tokens = generate_batch * new_tokens
+        rows.append(row(f"generate_b{generate_batch}", seconds, tokens, prompt_len, generate_batch, **extra))
     return rows
 
 
@@ -383,7 +379,7 @@ def run(args) -> dict:
                 continue
             for dtype in args.dtypes:
                 new_rows = speed_cases(models, config, device, dtype, seq_len, args)
-                if "memory" in args.cases:
+                if "memory" in args.measured_cases:
                     new_rows.append(train_memory(args, family, dtype, seq_len, device))
                 for row in new_rows:
                     row.update(family=family, dtype=dtype)
@@ -397,7 +393,7 @@ def run(args) -> dict:
     limits = {key: max(value, end_limits[key]) for key, value in limits.items()}
     add_utilisation(rows, limits)
     return {
-        "settings": {k: v for k, v in vars(args).items() if k != "output_dir"},
+        "settings": {k: v for k, v in dataclasses.asdict(args).items() if k != "output_dir"},
         "machine": {
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
             "threads": torch.get_num_threads(),
@@ -409,48 +405,60 @@ def run(args) -> dict:
     }
 
 
-def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m recipes.benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--models", nargs="+", choices=["gpt2", "gpt1"], default=["gpt2", "gpt1"])
-    parser.add_argument("--preset", default="124M", help="124M (GPT-1: its 12 x 768, the same size) or tiny")
-    parser.add_argument("--vocab_size", type=int, default=None, help="override (default: the family's)")
-    parser.add_argument("--seq_lens", nargs="+", type=int, default=[128, 512, 1024])
-    parser.add_argument("--batch_size", type=int, default=1, help="of the train and forward cases")
-    parser.add_argument("--new_tokens", type=int, default=128)
-    parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--attn_implementation", default="sdpa")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument(
-        "--cases", nargs="+", choices=["train", "forward", "generate", "memory"], default=CASES, help="what to measure"
-    )
-    parser.add_argument(
-        "--generate_batches", nargs="+", type=int, default=[1, 8], help="batch sizes of the generate case"
-    )
-    parser.add_argument("--skip_memory", action="store_true", help="the same as leaving memory out of --cases")
-    parser.add_argument("--output_dir", default="runs/benchmark")
-    return parser
+def option(default, help: str, **metadata):
+    """A dataclass field with its command-line help (HfArgumentParser reads `metadata`)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class BenchmarkArguments:
+    models: list[str] = option(list(MODEL_FAMILIES), f"families to measure: {', '.join(MODEL_FAMILIES)}")
+    preset: str = option("124M", "124M (GPT-1: its 12 x 768, the same size) or tiny")
+    vocab_size: int | None = option(None, "override (default: the family's)")
+    seq_lens: list[int] = option([128, 512, 1024], "sequence lengths (train, forward; generate's prompt)")
+    batch_size: int = option(1, "of the train and forward cases")
+    new_tokens: int = option(128, "tokens each generate case makes")
+    dtypes: list[str] = option(DTYPES, f"fp32 and / or bf16 autocast: {', '.join(DTYPES)}")
+    device: str = option("cpu", "cpu, cuda, ...")
+    attn_implementation: str = option("sdpa", "eager, sdpa, flash_attention_2 (transformers' GPT-1: eager only)")
+    warmup: int = option(2, "untimed runs of each case first")
+    repeats: int = option(5, "timed runs of each case (generation: half as many); the median counts")
+    cases: list[str] = option(CASES, f"what to measure: {', '.join(CASES)}")
+    generate_batches: list[int] = option([1, 8], "batch sizes of the generate case")
+    skip_memory: bool = option(False, "the same as leaving memory out of --cases")
+    output_dir: str = option("runs/benchmark", "benchmark.json and benchmark.png go here")
+
+    def __post_init__(self):
+        for name, known in (("models", list(MODEL_FAMILIES)), ("dtypes", DTYPES), ("cases", CASES)):
+            unknown = [value for value in getattr(self, name) if value not in known]
+            if unknown:
+                raise ValueError(f"--{name} takes {', '.join(known)}, got {', '.join(map(repr, unknown))}")
+        for family in self.models:
+            presets = (*MODEL_FAMILIES[family].presets, *(("124M",) if family == "gpt1" else ()))
+            if self.preset not in presets:
+                raise ValueError(f"--preset {self.preset!r} is not a {family} preset; known: {', '.join(presets)}")
+        for name in ("seq_lens", "generate_batches"):
+            if min(getattr(self, name)) < 1:
+                raise ValueError(f"--{name} must be at least 1 each, got {getattr(self, name)}")
+        for name in ("batch_size", "new_tokens", "repeats", "vocab_size"):
+            at_least(name, getattr(self, name), 1)
+        at_least("warmup", self.warmup, 0)
+
+    @property
+    def measured_cases(self) -> list[str]:
+        """`--cases` less memory under `--skip_memory`."""
+        return [case for case in self.cases if not (self.skip_memory and case == "memory")]
 
 
 def main(argv=None):
-    parser = get_parser()
-    args = parser.parse_args(argv)
-    if args.skip_memory:
-        args.cases = [case for case in args.cases if case != "memory"]
-    if min(args.generate_batches) < 1:
-        parser.error(f"--generate_batches must be positive, got {args.generate_batches}")
-    for name in ("batch_size", "new_tokens", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if min(args.seq_lens) < 1:
-        parser.error(f"--seq_lens must be positive, got {args.seq_lens}")
+    (args,) = parse_arguments([BenchmarkArguments], argv, prog=PROG, description=__doc__)
     try:
         report = run(args)
-    except RecipeError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    except RecipeError as error:  # exit status 2 and a one-line message, as for a bad option
+        sys.stderr.write(f"{PROG}: error: {error}\n")
+        raise SystemExit(2) from None
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "benchmark.json").write_text(json.dumps(report, indent=1))

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from modeling_gpt2 import GPT2OriginsConfig
 from recipes import benchmark
 
 
@@ -46,7 +47,7 @@ def test_benchmark_end_to_end_on_a_tiny_config(tmp_path, capsys):
 
 
 def test_flops_per_token_counts_matrices_and_attention():
-    config = benchmark.GPT2OriginsConfig.from_preset("124M")
+    config = GPT2OriginsConfig.from_preset("124M")
     # 6 x (12 layers x 12 x 768^2 + 50257 x 768) + 12 x 12 x 1024 x 768
     expected = 6 * (12 * 12 * 768**2 + 50257 * 768) + 12 * 12 * 1024 * 768
     assert benchmark.training_flops_per_token(config, 1024) == expected
@@ -70,3 +71,39 @@ def test_cases_and_generate_batches_select_what_runs(tmp_path, capsys):
     assert printed.count("generate_b2") == 2  # printed as measured, then in the final table
     with pytest.raises(SystemExit):
         benchmark.main([*args[:-2], "--generate_batches", "0", "--output_dir", str(tmp_path)])
+
+
+TINY = ["--preset", "tiny", "--vocab_size", "97", "--seq_lens", "16", "--repeats", "1", "--warmup", "0"]
+BAD_OPTIONS = {
+    "repeats": (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    "batch_size": (["--batch_size", "0"], "--batch_size must be at least 1, got 0"),
+    "new_tokens": (["--new_tokens", "-1"], "--new_tokens must be at least 1, got -1"),
+    "warmup": (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
+    "vocab_size": (["--vocab_size", "0"], "--vocab_size must be at least 1, got 0"),
+    "seq_lens": (["--seq_lens", "16", "0"], "--seq_lens must be at least 1 each, got [16, 0]"),
+    "generate_batches": (["--generate_batches", "0"], "--generate_batches must be at least 1 each, got [0]"),
+    "models": (["--models", "gpt3"], "--models takes gpt2, gpt1, got 'gpt3'"),
+    "dtypes": (["--dtypes", "fp16"], "--dtypes takes fp32, bf16, got 'fp16'"),
+    "cases": (["--cases", "train", "speed"], "--cases takes train, forward, generate, memory, got 'speed'"),
+    "preset of one family": (
+        ["--preset", "355M"],
+        "--preset '355M' is not a gpt1 preset; known: tiny, gpt1, openai-gpt, 117M, 124M",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OPTIONS))
+def test_bad_options_stop_before_any_measurement(tmp_path, capsys, monkeypatch, case):
+    options, message = BAD_OPTIONS[case]
+    monkeypatch.setattr(benchmark, "run", lambda args: pytest.fail("measured before the options were checked"))
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main([*TINY, *options, "--output_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"python -m recipes.benchmark: error: {message}"
+
+
+def test_skip_memory_leaves_the_options_as_parsed(tmp_path):
+    report = benchmark.main([*TINY, "--models", "gpt2", "--cases", "forward", "memory", "--skip_memory",
+                             "--dtypes", "fp32", "--output_dir", str(tmp_path)])  # fmt: skip
+    assert [row["case"] for row in report["rows"]] == ["forward"]
+    assert report["settings"]["cases"] == ["forward", "memory"] and report["settings"]["skip_memory"] is True

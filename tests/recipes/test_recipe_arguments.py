@@ -48,3 +48,30 @@ def test_launch_configs_are_not_run_configs(capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_arguments([Toy], ["--task", "x", "--config", "single_gpu"])
     assert exit_info.value.code == 2 and "is an Accelerate launch config" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the run configs of these recipes: each loads with its recipe's parser (parsed only, nothing runs)
+
+
+def recipe_of(config: Path):
+    """The options of the recipe a run config is for, by its name's prefix (benchmark-*.yaml: recipes.benchmark)."""
+    from recipes import benchmark
+
+    return {"benchmark": [benchmark.BenchmarkArguments]}[config.stem.split("-")[0]]
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS.glob("benchmark-*.yaml")), ids=lambda path: path.stem)
+def test_run_configs_load_with_their_recipe(config):
+    assert not is_launch_config(config)
+    parsed = parse_arguments(recipe_of(config), ["--config", config.stem])
+    by_path = parse_arguments(recipe_of(config), ["--config", str(config)])
+    assert parsed == by_path and parsed[0].output_dir.startswith("runs/bench/")
+
+
+def test_the_benchmark_runs_of_the_docs_have_their_configs():
+    """Every run recorded in docs/BENCHMARKS.md is one `--config` command."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "BENCHMARKS.md").read_text()
+    for name in ("gpt2-fp32", "gpt1-fp32", "gpt2-bf16", "gpu-bf16"):
+        assert (CONFIGS / f"benchmark-{name}.yaml").is_file()
+        assert f"python -m recipes.benchmark --config benchmark-{name}" in docs
