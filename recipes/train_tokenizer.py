@@ -15,23 +15,30 @@ complete works of Shakespeare.
     python -m recipes.train_tokenizer --model_type gpt2 --vocab_size 8192 --output_dir runs/tokenizer-gpt2
     python -m recipes.train_tokenizer --model_type gpt1 --dataset_name wikitext --dataset_config_name \\
         wikitext-103-raw-v1 --output_dir runs/tokenizer-gpt1
+
+Options can also come from a YAML run config (`--config FILE`, recipes/arguments.py); the command line overrides it.
 """
 
-import argparse
 import os
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .arguments import at_least, parse_arguments
 from .corpus import iter_text_batches, load_documents
 from .errors import RecipeError
+
+PROG = "python -m recipes.train_tokenizer"
 
 DEFAULT_VOCAB_SIZE = {"gpt2": 50257, "gpt1": 40483}  # the released vocabularies' sizes
 MIN_VOCAB_SIZE = {"gpt2": 257, "gpt1": 6}  # GPT-2: the 256 bytes and <|endoftext|>; GPT-1: the special tokens and one
 
 
-def check_vocab_size(model_type: str, vocab_size: int):
+def check_vocab_size(model_type: str, vocab_size: int | None):
+    """A known model type, and a vocabulary (when given) at least its special tokens and base symbols."""
     if model_type not in DEFAULT_VOCAB_SIZE:
         raise RecipeError(f"model_type must be one of {', '.join(DEFAULT_VOCAB_SIZE)}, got {model_type!r}.")
-    if vocab_size < MIN_VOCAB_SIZE[model_type]:
+    if vocab_size is not None and vocab_size < MIN_VOCAB_SIZE[model_type]:
         raise RecipeError(
             f"--vocab_size {vocab_size} is too small for a {model_type} tokenizer: the minimum is "
             f"{MIN_VOCAB_SIZE[model_type]}."
@@ -84,39 +91,42 @@ def train_tokenizer(model_type: str, documents, vocab_size: int | None = None, m
     return train_gpt1_tokenizer(iter_text_batches(documents), vocab_size=vocab_size, **kwargs)
 
 
+@dataclass
+class TokenizerArguments:
+    output_dir: str = field(metadata={"help": "the tokenizer's folder (AutoTokenizer.from_pretrained loads it)"})
+    model_type: str = field(default="gpt2", metadata={"help": "gpt2 (byte-level BPE) or gpt1 (lower-cased, </w>)"})
+    vocab_size: int | None = field(default=None, metadata={"help": "default: the released size (50,257 / 40,483)"})
+    train_file: list[str] | None = field(default=None, metadata={"help": "local text files (default: Shakespeare)"})
+    dataset_name: str | None = field(default=None, metadata={"help": "a Hub dataset, e.g. wikitext"})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "the Hub dataset's config"})
+    dataset_split: str = field(default="train", metadata={"help": 'e.g. "train" or "train[:10%]"'})
+    text_column: str = field(default="text", metadata={"help": "the column of .jsonl/.csv/.parquet/Hub records"})
+    model_max_length: int | None = field(default=None, metadata={"help": "the tokenizer's model_max_length"})
+    push_to_hub: bool = field(default=False, metadata={"help": "upload the tokenizer at the end"})
+    hub_model_id: str | None = field(default=None, metadata={"help": "repository for --push_to_hub"})
+
+    def __post_init__(self):
+        check_vocab_size(self.model_type, self.vocab_size)
+        at_least("model_max_length", self.model_max_length, 1)
+        if self.train_file and self.dataset_name:
+            raise ValueError("Give either --train_file or --dataset_name, not both.")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m recipes.train_tokenizer",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--model_type", choices=["gpt2", "gpt1"], default="gpt2")
-    parser.add_argument("--vocab_size", type=int, default=None, help="default: the released size (50,257 / 40,483)")
-    parser.add_argument("--train_file", nargs="+", default=None, help="local text files (default: Shakespeare)")
-    parser.add_argument("--dataset_name", default=None, help="a Hub dataset, e.g. wikitext")
-    parser.add_argument("--dataset_config_name", default=None)
-    parser.add_argument("--dataset_split", default="train")
-    parser.add_argument("--text_column", default="text")
-    parser.add_argument("--model_max_length", type=int, default=None)
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--push_to_hub", action="store_true")
-    parser.add_argument("--hub_model_id", default=None, help="repository for --push_to_hub")
-    args = parser.parse_args(argv)
+    (args,) = parse_arguments([TokenizerArguments], argv, prog=PROG, description=__doc__)
     try:
+        source = {"train_files": args.train_file, "dataset_name": args.dataset_name, "text_column": args.text_column}
         documents = load_documents(
-            train_files=args.train_file,
-            dataset_name=args.dataset_name,
-            dataset_config_name=args.dataset_config_name,
-            train_split=args.dataset_split,
-            text_column=args.text_column,
-        )["train"]
-        tokenizer = train_tokenizer(args.model_type, documents, args.vocab_size, args.model_max_length)
-    except RecipeError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
+            **source, dataset_config_name=args.dataset_config_name, train_split=args.dataset_split
+        )
+        tokenizer = train_tokenizer(args.model_type, documents["train"], args.vocab_size, args.model_max_length)
+    except RecipeError as error:  # exit status 2 and a one-line message, as for a bad option
+        sys.stderr.write(f"{PROG}: error: {error}\n")
+        raise SystemExit(2) from None
     tokenizer.save_pretrained(args.output_dir)
     example = "To be, or not to be, that is the question."
     tokens = tokenizer.convert_ids_to_tokens(tokenizer(example, add_special_tokens=False)["input_ids"])
-    print(f"{len(tokenizer):,} tokens learned from {documents.num_rows:,} documents -> {args.output_dir}")
+    print(f"{len(tokenizer):,} tokens learned from {documents['train'].num_rows:,} documents -> {args.output_dir}")
     print(f"{example!r} -> {tokens}")
     if args.push_to_hub:
         tokenizer.push_to_hub(args.hub_model_id or args.output_dir.rstrip("/").split("/")[-1])

@@ -126,3 +126,31 @@ def test_a_dataset_by_name_reads_the_same_way_from_a_local_folder(tmp_path):
     )
     assert documents["train"]["text"] == ["document 0", "document 1", "document 2"]
     assert documents["validation"]["text"] == ["held out"]
+
+
+BAD_TOKENIZER_OPTIONS = {
+    "model_type": (["--model_type", "gpt3"], "model_type must be one of gpt2, gpt1, got 'gpt3'."),
+    "gpt1 vocab_size": (
+        ["--model_type", "gpt1", "--vocab_size", "5"],
+        "too small for a gpt1 tokenizer",
+    ),
+    "model_max_length": (["--model_max_length", "0"], "--model_max_length must be at least 1, got 0"),
+    "two corpora": (
+        ["--train_file", str(FIXTURE), "--dataset_name", "wikitext"],
+        "either --train_file or --dataset_name",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENIZER_OPTIONS))
+def test_train_tokenizer_checks_its_options_before_reading_the_corpus(tmp_path, capsys, monkeypatch, case):
+    options, message = BAD_TOKENIZER_OPTIONS[case]
+    monkeypatch.setattr(train_tokenizer, "load_documents", lambda **kwargs: pytest.fail("read before the check"))
+    with pytest.raises(SystemExit) as exit_info:
+        train_tokenizer.main([*options, "--output_dir", str(tmp_path)])
+    last_line = capsys.readouterr().err.splitlines()[-1]
+    assert exit_info.value.code == 2 and last_line.startswith("python -m recipes.train_tokenizer: error: ")
+    assert message in last_line
+    with pytest.raises(SystemExit) as exit_info:
+        train_tokenizer.main(["--vocab_size", "300"])  # no --output_dir
+    assert exit_info.value.code == 2 and "required: --output_dir" in capsys.readouterr().err
