@@ -20,12 +20,8 @@ a last call). Writes `<output_dir>/ablation.json` (every run's test and validati
 baseline on test) and `<output_dir>/ablation.png` (test metric per family and variant, majority baseline as lines).
 """
 
-if __name__ == "__main__" and not __package__:  # run as a script path
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    __package__ = Path(__file__).resolve().parent.name
+if __name__ == "__main__" and not __package__:  # a script path: `accelerate launch recipes/ablation.py`
+    from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
 
 import dataclasses
 import json

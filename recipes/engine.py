@@ -10,6 +10,7 @@ training state (config, tokenizer, the run's layout).
 """
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,8 +43,26 @@ class TrainingProgress:
             setattr(self, key, value)
 
 
+@dataclass
+class RecipeRun:
+    """What every recipe's run has once its inputs are checked; a recipe's run adds its own fields."""
+
+    args: object  # the recipe's parsed options (a TrainingOptions)
+    accelerator: object
+    resume_dir: Path | None  # the checkpoint a resumed run continues, else None
+    tokenizer: object
+    layout: dict  # what a checkpoint's position in the data depends on: a resumed run must have the same
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.args.output_dir)
+
+
 class Hooks:
     """What a recipe adds to the loop. Every method has a default; a recipe overrides what it needs."""
+
+    def __init__(self, run: RecipeRun):
+        self.run = run
 
     def forward(self, model, batch):
         """The model's outputs on one training micro-batch; `.loss` is what is minimised."""
@@ -54,11 +73,13 @@ class Hooks:
         return {}
 
     def checkpoint_info(self, loop: "TrainingLoop") -> dict:
-        """JSON-able facts for the checkpoint's marker (the run's layout, what a resume must match)."""
-        return {}
+        """JSON-able facts for the checkpoint's marker: the run's layout, which a resumed run must match."""
+        return {"layout": self.run.layout}
 
     def write_extra(self, loop: "TrainingLoop", folder: Path):
-        """Files a checkpoint carries besides the training state (config.json, the tokenizer)."""
+        """Files a checkpoint carries besides the training state: the model's config.json and the tokenizer."""
+        loop.accelerator.unwrap_model(loop.model).config.to_json_file(Path(folder) / "config.json")
+        self.run.tokenizer.save_pretrained(folder)
 
 
 @dataclass
@@ -74,6 +95,20 @@ class Schedule:
     steps_cross_epochs: bool  # pre-training: accumulation runs across epoch ends (see recipes/accelerators.py)
     evaluate_at_start: bool = False
     tokens_per_step: int | None = None  # for tokens/s in the log (pre-training)
+
+    @classmethod
+    def from_options(cls, options, max_steps: int, steps_per_epoch: int, steps_cross_epochs: bool, **extra):
+        """The schedule of a recipe's `TrainingOptions` (--eval_strategy, --eval_steps, --checkpointing_steps)."""
+        return cls(
+            max_steps=max_steps,
+            steps_per_epoch=steps_per_epoch,
+            gradient_accumulation_steps=options.gradient_accumulation_steps,
+            logging_steps=options.logging_steps,
+            eval_every="epoch" if options.eval_strategy == "epoch" else options.eval_steps,
+            checkpoint_every=options.checkpoint_every,
+            steps_cross_epochs=steps_cross_epochs,
+            **extra,
+        )
 
     def is_due(self, every: int | str, step: int) -> bool:
         at_epoch_end = step % self.steps_per_epoch == 0
@@ -212,6 +247,17 @@ class TrainingLoop:
             self.accelerator.log({f"eval/{k}": v for k, v in record.items() if k != "step"}, step=self.progress.step)
         if self.accelerator.is_local_main_process:
             tqdm.write(message)
+
+
+def restore_progress(accelerator, resume_dir: Path | None) -> TrainingProgress:
+    """The loop's progress, registered for checkpointing; for a resumed run, the checkpoint's full state loaded
+    (weights, optimizer, scheduler, every RNG and the progress). Call it after `accelerator.prepare`."""
+    progress = TrainingProgress()
+    accelerator.register_for_checkpointing(progress)
+    if resume_dir is not None:
+        accelerator.load_state(os.fspath(resume_dir))
+        accelerator.print(f"Resumed from {resume_dir} at step {progress.step}.")
+    return progress
 
 
 def steps_per_epoch(micro_batches_per_process: int, gradient_accumulation_steps: int, steps_cross_epochs: bool) -> int:

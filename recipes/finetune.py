@@ -32,16 +32,11 @@ What happens, in order:
 `recipes/finetune_trainer.py` does the same through transformers' Trainer.
 """
 
-if __name__ == "__main__" and not __package__:  # run as a script path (`accelerate launch recipes/finetune.py`)
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    __package__ = Path(__file__).resolve().parent.name
+if __name__ == "__main__" and not __package__:  # a script path: `accelerate launch recipes/finetune.py`
+    from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +50,7 @@ from modeling_gpt1 import TASK_FAMILIES, GPT1TaskCollator
 
 from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
-from .engine import Hooks, Schedule, TrainingLoop, TrainingProgress, save_model, steps_per_epoch
+from .engine import Hooks, RecipeRun, Schedule, TrainingLoop, restore_progress, save_model, steps_per_epoch
 from .errors import RecipeError, exit_with_error
 from .optim import build_optimizer, build_scheduler
 from .options import TrainingOptions, option
@@ -228,9 +223,6 @@ def report(accelerator, results: dict, output_dir: Path, metric: str):
 class FinetuneHooks(Hooks):
     """Fine-tuning's part of the loop: the task's validation metrics at every evaluation, the best model kept."""
 
-    def __init__(self, run: "FinetuneRun"):
-        self.run = run
-
     def evaluate(self, loop: TrainingLoop) -> dict:
         run, progress = self.run, loop.progress
         metrics = evaluate(loop.model, run.eval_dataloaders["validation"], loop.accelerator, run.task)
@@ -245,32 +237,16 @@ class FinetuneHooks(Hooks):
         loop.log_evaluation(record, message)
         return record
 
-    def checkpoint_info(self, loop: TrainingLoop) -> dict:
-        return {"layout": self.run.layout}
-
-    def write_extra(self, loop: TrainingLoop, folder: Path):
-        loop.accelerator.unwrap_model(loop.model).config.to_json_file(Path(folder) / "config.json")
-        self.run.tokenizer.save_pretrained(folder)
-
 
 @dataclass
-class FinetuneRun:
+class FinetuneRun(RecipeRun):
     """Everything a fine-tuning run is built from, checked before any training time is spent."""
 
-    args: FinetuneArguments
-    accelerator: object
-    resume_dir: Path | None
     task: TaskData
     metric: str
-    tokenizer: object
     added_tokens: list
     model: torch.nn.Module
     max_length: int
-    layout: dict
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.args.output_dir)
 
 
 def prepare_run(args: FinetuneArguments) -> FinetuneRun:
@@ -299,7 +275,7 @@ def prepare_run(args: FinetuneArguments) -> FinetuneRun:
         "max_length": max_length,
     }
     check_resume(resume_dir, model.config, layout)
-    return FinetuneRun(args, accelerator, resume_dir, task, metric, tokenizer, added_tokens, model, max_length, layout)
+    return FinetuneRun(args, accelerator, resume_dir, tokenizer, layout, task, metric, added_tokens, model, max_length)
 
 
 def build_loop(run: FinetuneRun, hyperparameters: dict) -> TrainingLoop:
@@ -332,20 +308,8 @@ def build_loop(run: FinetuneRun, hyperparameters: dict) -> TrainingLoop:
         model, optimizer, train_dataloader, lr_scheduler, *eval_dataloaders.values()
     )
     run.eval_dataloaders = dict(zip(splits, loaders))
-    progress = TrainingProgress()
-    accelerator.register_for_checkpointing(progress)
-    if run.resume_dir is not None:
-        accelerator.load_state(os.fspath(run.resume_dir))  # weights, optimizer, scheduler, every RNG, the progress
-        accelerator.print(f"Resumed from {run.resume_dir} at step {progress.step}.")
-    schedule = Schedule(
-        max_steps=max_steps,
-        steps_per_epoch=per_epoch,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        logging_steps=args.logging_steps,
-        eval_every="epoch" if args.eval_strategy == "epoch" else args.eval_steps,
-        checkpoint_every=args.checkpoint_every,
-        steps_cross_epochs=False,
-    )
+    progress = restore_progress(accelerator, run.resume_dir)
+    schedule = Schedule.from_options(args, max_steps, per_epoch, steps_cross_epochs=False)
     return TrainingLoop(
         accelerator, model, optimizer, lr_scheduler, train_dataloader, progress, schedule, FinetuneHooks(run),
         checkpoints_root(run.output_dir), args.checkpoints_total_limit, args.with_tracking, "fine-tuning",

@@ -10,12 +10,8 @@ follow `--checkpointing_steps` ("epoch" by default); the best model is loaded at
         --dataset_name nyu-mll/glue --dataset_config_name sst2
 """
 
-if __name__ == "__main__" and not __package__:  # run as a script path (`accelerate launch recipes/...py`)
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    __package__ = Path(__file__).resolve().parent.name
+if __name__ == "__main__" and not __package__:  # a script path: `accelerate launch recipes/finetune_trainer.py`
+    from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
 
 import json
 from pathlib import Path
@@ -27,24 +23,12 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_gpt1 import GPT1TaskCollator
 
+from . import task_setup
 from .accelerators import has_accelerator
 from .errors import RecipeError, exit_with_error
 from .finetune import RESULTS, FinetuneArguments, parse_args, report
 from .optim import build_optimizer
 from .task_data import TaskData
-from .task_setup import (
-    check_metric,
-    encode_task,
-    freeze_body,
-    get_model,
-    get_task_data,
-    get_tokenizer,
-    greater_is_better,
-    majority_metrics,
-    predictions_from_logits,
-    task_metrics,
-    trained_parameters,
-)
 
 
 def training_arguments(args: FinetuneArguments, metric: str) -> TrainingArguments:
@@ -73,7 +57,7 @@ def training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgument
         save_total_limit=args.checkpoints_total_limit,
         load_best_model_at_end=True,
         metric_for_best_model=metric,
-        greater_is_better=greater_is_better(metric),
+        greater_is_better=task_setup.greater_is_better(metric),
         logging_steps=args.logging_steps,
         seed=args.seed,
         data_seed=args.seed,
@@ -94,20 +78,20 @@ def training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgument
 def build_trainer(config: dict, args: FinetuneArguments) -> tuple[Trainer, TaskData, DatasetDict]:
     """The Trainer, on the data, tokenizer and model of recipes/finetune.py."""
     set_seed(args.seed)
-    task = get_task_data(args)
+    task = task_setup.get_task_data(args)
     metric = args.metric_for_best_model or task.main_metric
     # Trainer's evaluation keeps the loss L3 and the task logits (config.keys_to_ignore_at_inference drops task_loss,
     # lm_loss and lm_logits), from which compute_metrics computes the task's metrics.
-    config["reported"] = ["loss", *check_metric(task, metric)[3:]]
+    config["reported"] = ["loss", *task_setup.check_metric(task, metric)[3:]]
     if metric in ("task_loss", "lm_loss"):
         raise RecipeError(f"--metric_for_best_model {metric}: Trainer's evaluation reports only the loss L3.")
-    tokenizer, added_tokens = get_tokenizer(args, task)
-    model, max_length = get_model(args, task, tokenizer, added_tokens)
+    tokenizer, added_tokens = task_setup.get_tokenizer(args, task)
+    model, max_length = task_setup.get_model(args, task, tokenizer, added_tokens)
     config.update(metric_for_best_model=metric, max_length=max_length, added_tokens=added_tokens)
-    encoded = encode_task(task, tokenizer, max_length, args.preprocessing_num_workers)
+    encoded = task_setup.encode_task(task, tokenizer, max_length, args.preprocessing_num_workers)
     optimizers = (None, None)
     if args.freeze_body:
-        no_decay = freeze_body(model, tokenizer)
+        no_decay = task_setup.freeze_body(model, tokenizer)
         # Trainer would decay the whole embedding, frozen rows included: the recipe's AdamW leaves it undecayed.
         betas = (args.adam_beta1, args.adam_beta2)
         optimizer = build_optimizer(model, args.learning_rate, betas, args.weight_decay, model.device, no_decay)
@@ -115,7 +99,9 @@ def build_trainer(config: dict, args: FinetuneArguments) -> tuple[Trainer, TaskD
 
     def compute_metrics(prediction: EvalPrediction) -> dict:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return task_metrics(task, predictions_from_logits(task, logits).tolist(), prediction.label_ids.tolist())
+        return task_setup.task_metrics(
+            task, task_setup.predictions_from_logits(task, logits).tolist(), prediction.label_ids.tolist()
+        )
 
     trainer = Trainer(
         model=model,
@@ -155,7 +141,7 @@ def training_function(args: FinetuneArguments) -> dict:
             )
         elif "loss" in record:
             train_history.append({key: record[key] for key in ("step", "epoch", "loss", "learning_rate")})
-    best = max(validation, key=lambda r: r[metric] if greater_is_better(metric) else -r[metric])
+    best = max(validation, key=lambda r: r[metric] if task_setup.greater_is_better(metric) else -r[metric])
     final = {
         split: _metrics(trainer.evaluate(encoded[split], metric_key_prefix=split), f"{split}_", reported)
         for split in encoded
@@ -165,12 +151,12 @@ def training_function(args: FinetuneArguments) -> dict:
         max_train_steps=trainer.state.max_steps,
         num_warmup_steps=trainer.args.get_warmup_steps(trainer.state.max_steps),
         num_parameters=trainer.model.num_parameters(),
-        trainable_parameters=trained_parameters(trainer.model, args.freeze_body),
+        trainable_parameters=task_setup.trained_parameters(trainer.model, args.freeze_body),
     )
     results = {
         "task": task.summary(),
         "hyperparameters": config,
-        "majority_baseline": majority_metrics(task),
+        "majority_baseline": task_setup.majority_metrics(task),
         "validation": validation,
         "best": {"metric": metric, "value": best[metric], "step": best["step"], "epoch": best["epoch"]},
         **final,

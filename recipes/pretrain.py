@@ -29,16 +29,11 @@ What happens, in order:
    `--push_to_hub` the model on the Hub.
 """
 
-if __name__ == "__main__" and not __package__:  # run as a script path (`accelerate launch recipes/pretrain.py`)
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    __package__ = Path(__file__).resolve().parent.name
+if __name__ == "__main__" and not __package__:  # a script path: `accelerate launch recipes/pretrain.py`
+    from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +48,16 @@ from modeling_gpt2 import load_gpt2_tokenizer
 from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
 from .corpus import load_documents, pack_blocks, split_blocks
-from .engine import Hooks, Schedule, TrainingLoop, TrainingProgress, save_model, steps_per_epoch
+from .engine import (
+    Hooks,
+    RecipeRun,
+    Schedule,
+    TrainingLoop,
+    TrainingProgress,
+    restore_progress,
+    save_model,
+    steps_per_epoch,
+)
 from .errors import RecipeError, exit_with_error
 from .families import MODEL_FAMILIES
 from .optim import build_optimizer, build_scheduler
@@ -298,9 +302,6 @@ def sample_continuations(model_dir, prompts, device, max_new_tokens, seed) -> li
 class PretrainHooks(Hooks):
     """Pre-training's part of the loop: next-token loss on the blocks, perplexity every --eval_steps."""
 
-    def __init__(self, run: "PretrainRun"):
-        self.run = run
-
     def forward(self, model, batch):
         return model(input_ids=batch["input_ids"], labels=batch["input_ids"], use_cache=False)
 
@@ -311,33 +312,20 @@ class PretrainHooks(Hooks):
         return record
 
     def checkpoint_info(self, loop: TrainingLoop) -> dict:
-        info = {"layout": self.run.layout, "tokens_seen": loop.progress.tokens_seen}
+        info = {**super().checkpoint_info(loop), "tokens_seen": loop.progress.tokens_seen}
         if loop.progress.eval_history:
             info["validation_loss"] = loop.progress.eval_history[-1]["loss"]
         return info
 
-    def write_extra(self, loop: TrainingLoop, folder: Path):
-        loop.accelerator.unwrap_model(loop.model).config.to_json_file(Path(folder) / "config.json")
-        self.run.tokenizer.save_pretrained(folder)
-
 
 @dataclass
-class PretrainRun:
+class PretrainRun(RecipeRun):
     """Everything a pre-training run is built from, checked before any training time is spent."""
 
-    args: PretrainArguments
-    accelerator: object
-    resume_dir: Path | None
-    tokenizer: object
     model_config: object
     block_size: int
     train_dataloader: DataLoader
     eval_dataloader: DataLoader
-    layout: dict
-
-    @property
-    def output_dir(self) -> Path:
-        return Path(self.args.output_dir)
 
 
 def prepare_run(args: PretrainArguments) -> PretrainRun:
@@ -370,7 +358,7 @@ def prepare_run(args: PretrainArguments) -> PretrainRun:
     check_resume(resume_dir, model_config, layout)
     train_dataloader, eval_dataloader = get_dataloaders(accelerator, args, tokenizer, documents, block_size)
     return PretrainRun(
-        args, accelerator, resume_dir, tokenizer, model_config, block_size, train_dataloader, eval_dataloader, layout
+        args, accelerator, resume_dir, tokenizer, layout, model_config, block_size, train_dataloader, eval_dataloader
     )
 
 
@@ -411,23 +399,16 @@ def build_loop(run: PretrainRun, hyperparameters: dict) -> TrainingLoop:
             f"--gradient_accumulation_steps is {args.gradient_accumulation_steps}: leave it out of the DeepSpeed "
             f"config."
         )
-    progress = TrainingProgress()
-    accelerator.register_for_checkpointing(progress)
-    if run.resume_dir is not None:
-        accelerator.load_state(os.fspath(run.resume_dir))  # weights, optimizer, scheduler, every RNG, the progress
-        accelerator.print(f"Resumed from {run.resume_dir} at step {progress.step}.")
-    schedule = Schedule(
-        max_steps=max_steps,
-        steps_per_epoch=per_epoch,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        logging_steps=args.logging_steps,
-        eval_every=args.eval_steps,
-        checkpoint_every=args.checkpoint_every,
+    progress = restore_progress(accelerator, run.resume_dir)
+    tokens_per_step = run.block_size * args.per_device_train_batch_size * accelerator.num_processes
+    schedule = Schedule.from_options(
+        args,
+        max_steps,
+        per_epoch,
         steps_cross_epochs=True,
         evaluate_at_start=not args.skip_initial_evaluation,
-        tokens_per_step=run.block_size * args.per_device_train_batch_size * accelerator.num_processes
-        * args.gradient_accumulation_steps,
-    )  # fmt: skip
+        tokens_per_step=tokens_per_step * args.gradient_accumulation_steps,
+    )
     return TrainingLoop(
         accelerator, model, optimizer, lr_scheduler, run.train_dataloader, progress, schedule, PretrainHooks(run),
         checkpoints_root(run.output_dir), args.checkpoints_total_limit, args.with_tracking, "pre-training",

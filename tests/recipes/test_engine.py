@@ -94,7 +94,11 @@ class Toy(torch.nn.Module):
 
 class RecordingHooks(Hooks):
     def __init__(self):
+        super().__init__(run=None)
         self.seen, self.events = [], []
+
+    def checkpoint_info(self, loop):
+        return {"layout": {"toy": True}}
 
     def forward(self, model, batch):
         self.seen.append(batch.flatten().tolist())
