@@ -2,7 +2,7 @@
 
 `GPT1TaskEncoder(tokenizer, family)` turns one example (a dict, e.g. a `datasets` row) into model inputs;
 `GPT1TaskCollator(tokenizer)` pads a list of them into a batch of tensors. The four families and the fields each
-reads (those of the task files in DATA.md; rename a Hub dataset's columns to these):
+reads (those of the task files in gpt-origins' docs/DATA.md; rename a Hub dataset's columns to these):
 
 | family            | fields                          | sequences per example                                    |
 |-------------------|---------------------------------|----------------------------------------------------------|

@@ -296,8 +296,8 @@ def load_saved_weights(model, folder: Path):
 
 
 def predict(model_dir, examples: list[dict], batch_size: int = 16, max_length: int | None = None) -> list:
-    """Predictions of a fine-tuned folder (or Hub name) for `examples` in the DATA.md layout (labels, if any, are
-    ignored): class names for classification, entailment and similarity classes, scores for similarity regression,
+    """Predictions of a fine-tuned folder (or Hub name) for `examples` in the layout of docs/DATA.md (labels, if any,
+    are ignored): class names for classification, entailment and similarity classes, scores for similarity regression,
     choice indices for multiple choice. The folder is loaded with the Auto classes."""
     config = AutoConfig.from_pretrained(model_dir)
     family = config.task_type or "multiple_choice"
