@@ -31,7 +31,7 @@ from recipes.errors import RecipeError
 from recipes.metrics import compute_task_metrics
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-FAMILIES = {
+TASK_FOLDERS = {
     "classification": "classification-movie-sentence-polarity",
     "entailment": "entailment-presuppositions",
     "similarity": "similarity-answer-vs-source",
@@ -62,7 +62,7 @@ def splits(tmp_path_factory) -> dict[str, list[str]]:
     """Per family: --train_file, --validation_file and --test_file options over the fixture's 16 / 4 / 4 rows."""
     folder = tmp_path_factory.mktemp("tasks")
     options = {}
-    for family, name in FAMILIES.items():
+    for family, name in TASK_FOLDERS.items():
         records = rows(name)
         files = {
             split: write_jsonl(folder / f"{name}-{split}.jsonl", part)
@@ -105,7 +105,7 @@ def run(*args, script=finetune) -> dict:
 def runs(tmp_path_factory, splits, tokenizer_dir) -> dict[str, tuple[Path, dict]]:
     """One fine-tuning run per family (the classification one checkpoints every 2 steps: the resume reference)."""
     done = {}
-    for family in FAMILIES:
+    for family in TASK_FOLDERS:
         output_dir = tmp_path_factory.mktemp(f"run-{family}")
         extra = ["--checkpointing_steps", "2"] if family == "classification" else []
         results = run(*FAST, "--tokenizer", tokenizer_dir, "--task_type", family, *splits[family], *extra,
@@ -122,7 +122,7 @@ def weights(folder: Path) -> dict:
 # Each family end to end.
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", TASK_FOLDERS)
 def test_each_family_trains_evaluates_and_reloads_for_prediction(family, runs, splits):
     output_dir, results = runs[family]
     assert json.loads((output_dir / "results.json").read_text()) == json.loads(json.dumps(results))
@@ -149,7 +149,7 @@ def test_each_family_trains_evaluates_and_reloads_for_prediction(family, runs, s
     model = auto_class.from_pretrained(output_dir)
     assert type(model).__name__ == "GPT1OriginsDoubleHeadsModel" and model.config.task_type == family
     # The reloaded folder predicts the validation rows as the run scored its best model on them.
-    validation = rows(FAMILIES[family])[16:20]
+    validation = rows(TASK_FOLDERS[family])[16:20]
     predictions = finetune.predict(output_dir, validation)
     if family == "similarity":
         references = [row["score"] for row in validation]
@@ -320,9 +320,9 @@ def glue_like(records, columns, label_feature, hidden_labels=False) -> Dataset:
 def hub(monkeypatch):
     """`load_dataset(name, config)` answered by stand-ins with the Hub's columns, from the fixture rows."""
     names = ["negative", "positive"]
-    polarity = [{**row, "label": names.index(row["label"])} for row in rows(FAMILIES["classification"])]
-    pairs = rows(FAMILIES["similarity"])
-    social = rows(FAMILIES["multiple_choice"])
+    polarity = [{**row, "label": names.index(row["label"])} for row in rows(TASK_FOLDERS["classification"])]
+    pairs = rows(TASK_FOLDERS["similarity"])
+    social = rows(TASK_FOLDERS["multiple_choice"])
     sst2 = {"sentence": "text", "label": "label"}
     sst2_label = ClassLabel(names=names)
     stsb = {"sentence1": "text_a", "sentence2": "text_b", "label": "score"}
@@ -374,17 +374,17 @@ def test_glue_sst2_stsb_and_race_map_to_the_layout(hub):
     assert hub[-1] == ("nyu-mll/glue", "sst2")
     assert set(sst2.dataset) == {"train", "validation"}  # the unlabelled test split is left out
     assert sst2.dataset["train"].column_names == ["text", "label"] and sst2.label_names == ("negative", "positive")
-    assert sst2.dataset["validation"][0]["text"] == rows(FAMILIES["classification"])[16]["text"]
+    assert sst2.dataset["validation"][0]["text"] == rows(TASK_FOLDERS["classification"])[16]["text"]
 
     stsb = task_data.load_task_data("similarity", dataset_name="glue", dataset_config_name="stsb")
     assert stsb.target == "score" and stsb.num_labels == 1 and stsb.main_metric == "pearson"
     assert stsb.dataset["train"].column_names == ["text_a", "text_b", "score"]
-    assert stsb.dataset["validation"]["score"] == [row["score"] for row in rows(FAMILIES["similarity"])[16:]]
+    assert stsb.dataset["validation"]["score"] == [row["score"] for row in rows(TASK_FOLDERS["similarity"])[16:]]
 
     race = task_data.load_task_data("multiple_choice", dataset_name="ehovy/race")  # config "all" by default
     assert hub[-1] == ("ehovy/race", "all") and race.num_choices == 4
     first = race.dataset["train"][0]
-    social = rows(FAMILIES["multiple_choice"])[0]
+    social = rows(TASK_FOLDERS["multiple_choice"])[0]
     assert first["context"] == social["context"] and first["label"] == social["label"]
     assert first["choices"] == [*social["choices"], "None of these"]
     assert set(race.dataset) == {"train", "validation", "test"}
@@ -401,7 +401,7 @@ def test_a_hub_name_runs_end_to_end_mrpc_as_similarity_classes(hub, tokenizer_di
     assert results["task"]["label_names"] == ["not_equivalent", "equivalent"] and "test" not in results
     assert results["best"]["metric"] == "f1" and results["validation"][-1]["step"] == 2
     assert results["majority_baseline"]["prediction"] in ("not_equivalent", "equivalent")
-    prediction = finetune.predict(tmp_path, rows(FAMILIES["similarity"])[:2])
+    prediction = finetune.predict(tmp_path, rows(TASK_FOLDERS["similarity"])[:2])
     assert set(prediction) <= {"not_equivalent", "equivalent"}
 
 
@@ -426,7 +426,7 @@ def load(family, tmp_path, train, validation=None, **kwargs):
 
 
 def test_missing_fields_name_the_row_or_the_file(tmp_path):
-    good = rows(FAMILIES["entailment"])[:4]
+    good = rows(TASK_FOLDERS["entailment"])[:4]
     with pytest.raises(RecipeError, match=r"train.jsonl, row 2: the field 'label' is missing"):
         load("entailment", tmp_path, [*good[:2], {"premise": "a", "hypothesis": "b"}, good[3]])
     no_hypothesis = [{"premise": row["premise"], "label": row["label"]} for row in good]
@@ -435,7 +435,7 @@ def test_missing_fields_name_the_row_or_the_file(tmp_path):
 
 
 def test_labels_that_do_not_match_the_classes(tmp_path):
-    good = rows(FAMILIES["classification"])[:6]
+    good = rows(TASK_FOLDERS["classification"])[:6]
     with pytest.raises(RecipeError, match=r"validation.jsonl, row 1: label 'mixed' is not one of the class names "):
         load("classification", tmp_path, good, [good[0], {"text": "so so", "label": "mixed"}])
     ids = [{"text": row["text"], "label": i % 2} for i, row in enumerate(good)]
@@ -443,20 +443,20 @@ def test_labels_that_do_not_match_the_classes(tmp_path):
         load("classification", tmp_path, [*ids[:5], {"text": "x", "label": 7}], num_labels=2)
     with pytest.raises(RecipeError, match=r"row 0: label 3 is out of range: class ids are in \[0, 3\) \(entailment"):
         load("entailment", tmp_path, [{"premise": "a", "hypothesis": "b", "label": 3}], label_names=ENTAILMENT)
-    choices = rows(FAMILIES["multiple_choice"])[:3]
+    choices = rows(TASK_FOLDERS["multiple_choice"])[:3]
     with pytest.raises(RecipeError, match=r"row 1: label 3 must be the index of the right choice, an int in \[0, 3\)"):
         load("multiple_choice", tmp_path, [choices[0], {**choices[1], "label": 3}])
 
 
 def test_a_different_number_of_choices(tmp_path):
-    good = rows(FAMILIES["multiple_choice"])[:4]
+    good = rows(TASK_FOLDERS["multiple_choice"])[:4]
     two = {**good[3], "choices": good[3]["choices"][:2], "label": 0}
     with pytest.raises(RecipeError, match=r"validation.jsonl, row 0: 2 choices, but .*train.jsonl, row 0 has 3"):
         load("multiple_choice", tmp_path, good[:3], [two])
 
 
 def test_an_empty_similarity_side(tmp_path):
-    good = rows(FAMILIES["similarity"])[:3]
+    good = rows(TASK_FOLDERS["similarity"])[:3]
     with pytest.raises(RecipeError, match=r"train.jsonl, row 1: 'text_b' is empty; a similarity pair needs both"):
         load("similarity", tmp_path, [good[0], {**good[1], "text_b": "  \n"}, good[2]])
 

@@ -17,8 +17,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from modeling_gpt2 import GPT2OriginsConfig
 from recipes import pretrain
-from recipes.families import MODEL_FAMILIES
 from recipes.checkpointing import MARKER, complete_checkpoints
+from recipes.families import MODEL_FAMILIES
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
 REPO = Path(__file__).parents[2]

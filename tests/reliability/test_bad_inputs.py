@@ -21,7 +21,10 @@ VOCAB, POSITIONS, WIDTH, HEADS = 100, 16, 32, 4
 START, DELIM, EXTRACT, PAD = 96, 97, 98, 99  # GPT-1's task tokens in the tiny vocabulary
 SIZES = {"vocab_size": VOCAB, "n_positions": POSITIONS, "n_embd": WIDTH, "n_head": HEADS, "n_layer": 1}
 NO_DROPOUT = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
-FAMILIES = {"gpt2": (GPT2OriginsConfig, GPT2OriginsLMHeadModel), "gpt1": (GPT1OriginsConfig, GPT1OriginsLMHeadModel)}
+MODEL_CLASSES = {
+    "gpt2": (GPT2OriginsConfig, GPT2OriginsLMHeadModel),
+    "gpt1": (GPT1OriginsConfig, GPT1OriginsLMHeadModel),
+}
 TASK_TOKENS = {"start_token_id": START, "delimiter_token_id": DELIM, "extract_token_id": EXTRACT, "pad_token_id": PAD}
 
 
@@ -708,7 +711,7 @@ ALL_CASES = TENSOR_CASES + TASK_CASES + CONFIG_CASES
 @pytest.fixture(scope="module")
 def family_models() -> dict[str, Models]:
     built = {}
-    for family, (config_class, model_class) in FAMILIES.items():
+    for family, (config_class, model_class) in MODEL_CLASSES.items():
         torch.manual_seed(0)
         lm = model_class(config_class.from_preset("tiny", **SIZES, **NO_DROPOUT)).eval()
         built[family] = Models(family, config_class, model_class, lm)
@@ -725,7 +728,7 @@ def test_bad_input_fails_clearly(family_models, family, case):
         case.act(family_models[family])
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", list(MODEL_CLASSES))
 def test_good_inputs_next_to_the_bad_ones_pass(family_models, family):
     """The boundaries are where the cases say: the largest id, exactly n_positions, a bool or float 0/1 mask, a cache
     filled to the last position, -100 labels."""

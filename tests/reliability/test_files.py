@@ -41,7 +41,10 @@ from recipes.train_tokenizer import load_tokenizer
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "shakespeare_sample.txt"
 SIZES = {"vocab_size": 100, "n_positions": 16, "n_embd": 32, "n_head": 4, "n_layer": 1}
-FAMILIES = {"gpt2": (GPT2OriginsConfig, GPT2OriginsLMHeadModel), "gpt1": (GPT1OriginsConfig, GPT1OriginsLMHeadModel)}
+MODEL_CLASSES = {
+    "gpt2": (GPT2OriginsConfig, GPT2OriginsLMHeadModel),
+    "gpt1": (GPT1OriginsConfig, GPT1OriginsLMHeadModel),
+}
 OTHER = {"gpt2": "gpt1", "gpt1": "gpt2"}
 WEIGHTS = "model.safetensors"
 
@@ -60,7 +63,7 @@ class RunsCode:
 def saved(tmp_path_factory) -> dict[str, Path]:
     """A good saved folder of each family (and one of each at another width)."""
     folders = {}
-    for family, (config_class, model_class) in FAMILIES.items():
+    for family, (config_class, model_class) in MODEL_CLASSES.items():
         torch.manual_seed(0)
         folders[family] = tmp_path_factory.mktemp(family)
         model_class(config_class.from_preset("tiny", **SIZES)).save_pretrained(folders[family])
@@ -196,18 +199,18 @@ FILE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", list(MODEL_CLASSES))
 @pytest.mark.parametrize("case", FILE_CASES, ids=lambda case: case.id)
 def test_bad_file_fails_clearly(saved, tmp_path, family, case):
     folder = tmp_path / "checkpoint"
     shutil.copytree(saved[family], folder)
     case.corrupt(folder, saved[OTHER[family]])
-    model_class = FAMILIES[family][1]
+    model_class = MODEL_CLASSES[family][1]
     with pytest.raises(case.error, match=case.match):
         model_class.from_pretrained(folder)
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", list(MODEL_CLASSES))
 def test_auto_classes_give_the_same_errors(saved, tmp_path, family):
     folder = tmp_path / "checkpoint"
     shutil.copytree(saved[family], folder)
@@ -235,7 +238,7 @@ def test_a_pretrained_body_still_loads_under_new_task_heads(saved):
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch, on the plain pickle
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", list(MODEL_CLASSES))
 @pytest.mark.parametrize("container", ["torch.save", "plain pickle"])
 def test_a_malicious_pickle_offered_as_weights_is_refused(saved, tmp_path, family, container):
     folder = tmp_path / "checkpoint"
@@ -247,7 +250,7 @@ def test_a_malicious_pickle_offered_as_weights_is_refused(saved, tmp_path, famil
         torch.save(payload, folder / "pytorch_model.bin")
     else:
         (folder / "pytorch_model.bin").write_bytes(pickle.dumps(payload))
-    model_class = FAMILIES[family][1]
+    model_class = MODEL_CLASSES[family][1]
     for load in (model_class.from_pretrained, AutoModelForCausalLM.from_pretrained):
         with pytest.raises(pickle.UnpicklingError, match=r"Weights only load failed"):
             load(folder)
@@ -256,10 +259,10 @@ def test_a_malicious_pickle_offered_as_weights_is_refused(saved, tmp_path, famil
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", list(MODEL_CLASSES))
 def test_a_plain_pytorch_checkpoint_loads_with_weights_only(saved, tmp_path, family):
     """The one non-safetensors format: a state dict of tensors, read by torch.load(weights_only=True)."""
-    config_class, model_class = FAMILIES[family]
+    config_class, model_class = MODEL_CLASSES[family]
     folder = tmp_path / "checkpoint"
     shutil.copytree(saved[family], folder)
     reference = model_class.from_pretrained(folder)

@@ -49,7 +49,7 @@ def reference(tmp_path_factory) -> dict:
     recipe_tests.train_gpt1_tokenizer_from_files(
         recipe_tests.FIXTURES / "shakespeare_sample.txt", vocab_size=1000
     ).save_pretrained(tokenizer)
-    records = recipe_tests.rows(recipe_tests.FAMILIES["classification"])
+    records = recipe_tests.rows(recipe_tests.TASK_FOLDERS["classification"])
     data = []
     for split, part in (("train", records[:16]), ("validation", records[16:20]), ("test", records[20:])):
         data += [f"--{split}_file", recipe_tests.write_jsonl(folder / f"{split}.jsonl", part)]

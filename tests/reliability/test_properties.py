@@ -14,7 +14,10 @@ from torch.testing import assert_close
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, GPT1OriginsLMHeadModel
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 
-FAMILIES = {"gpt2": (GPT2OriginsConfig, GPT2OriginsLMHeadModel), "gpt1": (GPT1OriginsConfig, GPT1OriginsLMHeadModel)}
+MODEL_CLASSES = {
+    "gpt2": (GPT2OriginsConfig, GPT2OriginsLMHeadModel),
+    "gpt1": (GPT1OriginsConfig, GPT1OriginsLMHeadModel),
+}
 PROPERTY = settings(
     max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -37,7 +40,7 @@ def configs(draw, family: str, **overrides):
     }
     if family == "gpt2":
         fields["scale_attn_by_inverse_layer_idx"] = draw(st.booleans())
-    return FAMILIES[family][0].from_preset("tiny", **fields)
+    return MODEL_CLASSES[family][0].from_preset("tiny", **fields)
 
 
 @st.composite
@@ -60,14 +63,14 @@ def batches(draw, config, min_length: int = 1, padding: bool = True):
 
 def build(family, config, attn_implementation="eager", seed=0, dtype=torch.float32):
     torch.manual_seed(seed)
-    return FAMILIES[family][1]._from_config(config, attn_implementation=attn_implementation).to(dtype).eval()
+    return MODEL_CLASSES[family][1]._from_config(config, attn_implementation=attn_implementation).to(dtype).eval()
 
 
 def real(tensor, mask):
     return tensor[mask.bool()]
 
 
-FAMILY = pytest.mark.parametrize("family", list(FAMILIES))
+FAMILY = pytest.mark.parametrize("family", list(MODEL_CLASSES))
 
 
 @FAMILY
@@ -181,7 +184,7 @@ def test_save_then_load_is_the_identity(family, data):
     model = build(family, config, seed=data.draw(st.integers(0, 100)))
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
-        loaded = FAMILIES[family][1].from_pretrained(folder, attn_implementation="eager").eval()
+        loaded = MODEL_CLASSES[family][1].from_pretrained(folder, attn_implementation="eager").eval()
     assert loaded.config.to_diff_dict() == model.config.to_diff_dict()
     loaded_state = loaded.state_dict()
     for name, tensor in model.state_dict().items():
