@@ -2,7 +2,7 @@
 
 `load_task_data(family, ...)` returns a `TaskData` whose `dataset` is a `datasets.DatasetDict` (`train`,
 `validation`, and `test` or other evaluation splits when there are any) with the fields of the project's task files
-(DATA.md), which are the fields `modeling_gpt1.GPT1TaskEncoder` reads:
+(docs/DATA.md), which are the fields `modeling_gpt1.GPT1TaskEncoder` reads:
 
 | family            | fields                                   | target                                            |
 |-------------------|------------------------------------------|---------------------------------------------------|
@@ -40,17 +40,11 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_dataset
 
-from modeling_gpt1.tasks import ENTAILMENT_LABELS, FAMILIES
+from modeling_gpt1 import ENTAILMENT_LABELS, TASK_FAMILIES, TEXT_FIELDS
 
 from .corpus import builder_for, check_files_exist
 from .errors import RecipeError
 
-TEXT_FIELDS = {
-    "classification": ("text",),
-    "entailment": ("premise", "hypothesis"),
-    "similarity": ("text_a", "text_b"),
-    "multiple_choice": ("context", "choices"),
-}
 # The metric a run is judged by when none is asked for (keys of recipes.metrics.compute_task_metrics).
 MAIN_METRICS = {
     "classification": "accuracy",
@@ -196,8 +190,8 @@ class _Part:
 
 
 def _check_family(family: str):
-    if family not in FAMILIES:
-        raise RecipeError(f"--task_type {family!r} is not one of {', '.join(FAMILIES)}.")
+    if family not in TASK_FAMILIES:
+        raise RecipeError(f"--task_type {family!r} is not one of {', '.join(TASK_FAMILIES)}.")
 
 
 def _read_file(path: str, split: str, option: str, cache_dir: str | None) -> _Part:
@@ -434,61 +428,17 @@ def load_task_data(
         raise RecipeError("Give the training data as --train_file or --dataset_name (one of the two).")
     if dataset_name and (validation_files or test_files):
         raise RecipeError("--validation_file / --test_file go with --train_file, not with a Hub --dataset_name.")
-    spec = None
     if dataset_name:
-        spec, dataset_config_name = hub_task(dataset_name, dataset_config_name)
-        if spec is not None and spec.family != family:
-            raise RecipeError(
-                f"{dataset_name} ({dataset_config_name}) is a {spec.family} task; run it with --task_type "
-                f"{spec.family}, not {family}."
-            )
-        parts = _load_hub(dataset_name, dataset_config_name, spec, data_dir, cache_dir, column_mapping)
-        source = f"{dataset_name}" + (f" ({dataset_config_name})" if dataset_config_name else "")
+        spec, parts, source = _read_hub(family, dataset_name, dataset_config_name, data_dir, cache_dir, column_mapping)
     else:
-        parts = []
-        for split, files, option in (
-            ("train", train_files, "--train_file"),
-            ("validation", validation_files, "--validation_file"),
-            ("test", test_files, "--test_file"),
-        ):
-            check_files_exist(files, option)
-            for path in files or []:
-                part = _read_file(os.fspath(path), split, option, cache_dir)
-                part.rows = _rename(part.rows, column_mapping, part.where)
-                parts.append(part)
-        source = ", ".join(os.fspath(path) for path in train_files)
+        spec, source = None, ", ".join(os.fspath(path) for path in train_files)
+        parts = _read_files(train_files, validation_files, test_files, column_mapping, cache_dir)
 
-    # What the model learns: a class, a choice, or (similarity) a score.
-    if family == "similarity":
-        target = similarity_target or (spec.target if spec else None)
-        if target is None:
-            target = "score" if "score" in parts[0].rows.column_names else "label"
-        if target not in ("score", "label"):
-            raise RecipeError(f"--similarity_target must be score (regression) or label (classes), got {target!r}.")
-    else:
-        if similarity_target:
-            raise RecipeError(f"--similarity_target is for similarity tasks, not {family}.")
-        target = "label"
+    target = _target(family, parts, spec, similarity_target)
     fields = _required_fields(family, target)
     for part in parts:
         _check_columns(part, fields)
-
-    names, num_choices = None, None
-    if family == "multiple_choice" or target == "score":
-        if label_names:
-            raise RecipeError(f"--label_names is for class labels; this {family} task learns {target}s.")
-        num_labels = 1  # one score per choice, or one regression output
-        if family == "multiple_choice":
-            first = parts[0]
-            _, row = next(_iter_rows(first, ["choices"]))
-            choices = row["choices"]
-            if isinstance(choices, str) or not isinstance(choices, Sequence) or len(choices) < 2:
-                raise RecipeError(
-                    f"{first.where}, row 0: 'choices' must be a list of at least 2 strings, got {choices!r:.100}."
-                )
-            num_choices = len(choices)
-    else:
-        names, num_labels = _class_names(family, parts, spec, label_names, num_labels)
+    names, num_labels, num_choices = _classes(family, target, parts, spec, label_names, num_labels)
     reference = f"{parts[0].where}, row 0"
     for part in parts:
         _check_rows(part, family, target, names, num_labels, num_choices, reference)
@@ -503,6 +453,65 @@ def load_task_data(
     if family == "similarity" and target == "label" and not (spec and spec.main_metric):
         main_metric = "f1" if num_labels == 2 else "accuracy"
     return TaskData(dataset, family, target, names, num_labels, num_choices, main_metric, source)
+
+
+def _read_hub(family, dataset_name, config_name, data_dir, cache_dir, column_mapping):
+    """(the HubTask mapping or None, the parts of a Hub dataset, its name for the results file)."""
+    spec, config_name = hub_task(dataset_name, config_name)
+    if spec is not None and spec.family != family:
+        raise RecipeError(
+            f"{dataset_name} ({config_name}) is a {spec.family} task; run it with --task_type {spec.family}, not "
+            f"{family}."
+        )
+    parts = _load_hub(dataset_name, config_name, spec, data_dir, cache_dir, column_mapping)
+    return spec, parts, dataset_name + (f" ({config_name})" if config_name else "")
+
+
+def _read_files(train_files, validation_files, test_files, column_mapping, cache_dir) -> list[_Part]:
+    parts = []
+    for split, files, option in (
+        ("train", train_files, "--train_file"),
+        ("validation", validation_files, "--validation_file"),
+        ("test", test_files, "--test_file"),
+    ):
+        check_files_exist(files, option)
+        for path in files or []:
+            part = _read_file(os.fspath(path), split, option, cache_dir)
+            part.rows = _rename(part.rows, column_mapping, part.where)
+            parts.append(part)
+    return parts
+
+
+def _target(family: str, parts: list[_Part], spec: HubTask | None, similarity_target: str | None) -> str:
+    """What the model learns: a class or a choice ("label"), or (similarity) a score by regression ("score")."""
+    if family != "similarity":
+        if similarity_target:
+            raise RecipeError(f"--similarity_target is for similarity tasks, not {family}.")
+        return "label"
+    target = similarity_target or (spec.target if spec else None)
+    if target is None:
+        target = "score" if "score" in parts[0].rows.column_names else "label"
+    if target not in ("score", "label"):
+        raise RecipeError(f"--similarity_target must be score (regression) or label (classes), got {target!r}.")
+    return target
+
+
+def _classes(family, target, parts, spec, label_names, num_labels) -> tuple[tuple[str, ...] | None, int, int | None]:
+    """(class names, the task head's outputs, the number of choices of a multiple-choice task)."""
+    if family != "multiple_choice" and target != "score":
+        return (*_class_names(family, parts, spec, label_names, num_labels), None)
+    if label_names:
+        raise RecipeError(f"--label_names is for class labels; this {family} task learns {target}s.")
+    if family != "multiple_choice":
+        return None, 1, None  # one regression output
+    first = parts[0]
+    _, row = next(_iter_rows(first, ["choices"]))
+    choices = row["choices"]
+    if isinstance(choices, str) or not isinstance(choices, Sequence) or len(choices) < 2:
+        raise RecipeError(
+            f"{first.where}, row 0: 'choices' must be a list of at least 2 strings, got {choices!r:.100}."
+        )
+    return None, 1, len(choices)  # one score per choice
 
 
 def _hold_out(dataset: DatasetDict, rows: int | None, percentage: float, seed: int) -> DatasetDict:
@@ -533,6 +542,7 @@ def majority_baseline(task: TaskData) -> int | None:
 
 __all__ = [
     "HUB_TASKS",
+    "TEXT_FIELDS",  # modeling_gpt1's, which the layout's fields are
     "MAIN_METRICS",
     "HubTask",
     "TaskData",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from modeling_gpt1.tasks import FAMILIES
+from modeling_gpt1 import TASK_FAMILIES
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def task_metrics(family: str, num_labels: int) -> list[str]:
     """The metric scripts for a GPT-1 task family: classes (classification, entailment, similarity with
     num_labels >= 2 as MRPC and QQP) get accuracy, f1 (binary for 2 classes, else macro) and matthews_correlation;
     similarity scores (num_labels 1, regression) get pearsonr and spearmanr; multiple_choice gets accuracy."""
-    if family not in FAMILIES:
-        raise ValueError(f"Unknown task family {family!r}: one of {', '.join(FAMILIES)}.")
+    if family not in TASK_FAMILIES:
+        raise ValueError(f"Unknown task family {family!r}: one of {', '.join(TASK_FAMILIES)}.")
     if family == "multiple_choice":
         return ["accuracy"]
     if family == "similarity" and num_labels == 1:

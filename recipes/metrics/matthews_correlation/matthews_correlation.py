@@ -32,15 +32,13 @@ _CITATION = """\
 """
 
 
+_FEATURES = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
+
+
 class MatthewsCorrelation(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=__doc__,
-            citation=_CITATION,
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
+            description=__doc__, citation=_CITATION, inputs_description=_INPUTS, features=_FEATURES
         )
 
     def _compute(self, predictions, references):

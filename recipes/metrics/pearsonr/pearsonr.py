@@ -26,16 +26,12 @@ def pearson(x, y):
     return float(np.clip((x @ y) / denominator, -1.0, 1.0)) if denominator > 0 else float("nan")
 
 
+_FEATURES = datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")})
+
+
 class Pearsonr(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
-        )
+        return evaluate.MetricInfo(description=__doc__, citation="", inputs_description=_INPUTS, features=_FEATURES)
 
     def _compute(self, predictions, references):
         return {"pearsonr": pearson(np.asarray(predictions, np.float64), np.asarray(references, np.float64))}

@@ -26,7 +26,8 @@ def ranks(values):
     return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
 
 
-# Copied from pearsonr/pearsonr.py: a metric script is loaded alone, with no sibling to import.
+# Copied from pearsonr/pearsonr.py (so are _FEATURES and _info below): a metric script is loaded alone, with no
+# sibling to import.
 def pearson(x, y):
     x = x - x.mean()
     y = y - y.mean()
@@ -34,16 +35,12 @@ def pearson(x, y):
     return float(np.clip((x @ y) / denominator, -1.0, 1.0)) if denominator > 0 else float("nan")
 
 
+_FEATURES = datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")})
+
+
 class Spearmanr(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description=_INPUTS,
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
-        )
+        return evaluate.MetricInfo(description=__doc__, citation="", inputs_description=_INPUTS, features=_FEATURES)
 
     def _compute(self, predictions, references):
         x, y = np.asarray(predictions, np.float64), np.asarray(references, np.float64)
