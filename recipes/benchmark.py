@@ -33,18 +33,18 @@ import multiprocessing
 import platform
 import resource
 import statistics
-import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel
 
 from .arguments import at_least, parse_arguments
-from .errors import RecipeError
+from .errors import RecipeError, exit_with_error
 from .families import MODEL_FAMILIES
+from .options import option
 
 PROG = "python -m recipes.benchmark"
 # Fields both configs share (same names in transformers' GPT2Config / OpenAIGPTConfig and ours).
@@ -405,13 +405,6 @@ def run(args) -> dict:
     }
 
 
-def option(default, help: str, **metadata):
-    """A dataclass field with its command-line help (HfArgumentParser reads `metadata`)."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **metadata})
-    return field(default=default, metadata={"help": help, **metadata})
-
-
 @dataclass
 class BenchmarkArguments:
     models: list[str] = option(list(MODEL_FAMILIES), f"families to measure: {', '.join(MODEL_FAMILIES)}")
@@ -456,9 +449,8 @@ def main(argv=None):
     (args,) = parse_arguments([BenchmarkArguments], argv, prog=PROG, description=__doc__)
     try:
         report = run(args)
-    except RecipeError as error:  # exit status 2 and a one-line message, as for a bad option
-        sys.stderr.write(f"{PROG}: error: {error}\n")
-        raise SystemExit(2) from None
+    except RecipeError as error:
+        exit_with_error(PROG, error)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "benchmark.json").write_text(json.dumps(report, indent=1))

@@ -53,7 +53,6 @@ import math
 import os
 import re
 import string
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,8 +67,9 @@ import modeling_gpt2
 
 from .arguments import at_least, parse_arguments
 from .corpus import builder_for, check_files_exist, load_documents
-from .errors import RecipeError
+from .errors import RecipeError, exit_with_error
 from .families import family_of, load_causal_lm, load_tokenizer_for, preset_model, preset_tokenizer
+from .options import option
 
 PROG = "python -m recipes.evaluate_zero_shot"
 
@@ -199,13 +199,9 @@ def load_rows(args) -> Dataset:
 
 def load_texts(args) -> list[str]:
     """Perplexity: the documents (recipes/corpus.py drops empty ones), or all of them joined with `--join_with`."""
-    documents = load_documents(
-        train_files=args.data_file,
-        dataset_name=args.dataset_name,
-        dataset_config_name=args.dataset_config_name,
-        train_split=args.dataset_split,
-        text_column=args.text_column,
-    )["train"]
+    source = {"dataset_name": args.dataset_name, "dataset_config_name": args.dataset_config_name}
+    documents = load_documents(args.data_file, **source, train_split=args.dataset_split, text_column=args.text_column)
+    documents = documents["train"]
     if args.max_samples is not None:
         documents = documents.select(range(min(args.max_samples, documents.num_rows)))
     texts = list(documents["text"])
@@ -561,13 +557,6 @@ def label_answers(label_choices: str) -> dict:
     return answers
 
 
-def option(default, help: str, **metadata):
-    """A dataclass field with its command-line help (HfArgumentParser reads `metadata`)."""
-    if isinstance(default, (list, tuple)):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **metadata})
-    return field(default=default, metadata={"help": help, **metadata})
-
-
 @dataclass
 class ZeroShotArguments:
     task: str = field(metadata={"help": f"one of {', '.join(TASKS)}"})
@@ -598,7 +587,7 @@ class ZeroShotArguments:
     choices_column: str = option("choices", "multiple choice rows: the column of the choices")
     label_column: str = option("label", "the column of the right choice's index (or label name)")
     normalize: list[str] = option(
-        NORMALIZATIONS,
+        list(NORMALIZATIONS),
         f"score = choice log-likelihood summed (none), per token (tokens) or per character (chars): {NORMALIZATIONS}",
     )
     # scoring
@@ -640,9 +629,8 @@ def main(argv=None):
     (args,) = parse_arguments([ZeroShotArguments], argv, prog=PROG, description=__doc__)
     try:
         return evaluation_function(args)
-    except RecipeError as error:  # exit status 2 and a one-line message, as for a bad option
-        sys.stderr.write(f"{PROG}: error: {error}\n")
-        raise SystemExit(2) from None
+    except RecipeError as error:
+        exit_with_error(PROG, error)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ Shakespeare.
     python -m recipes.generate --model openai-community/gpt2 --prompt "Hello" --do_sample --top_k 40
 """
 
-import sys
 import time
 from dataclasses import dataclass, field
 
 import torch
 
 from .arguments import at_least, parse_arguments
-from .errors import RecipeError
+from .errors import RecipeError, exit_with_error
 from .families import (
     MODEL_FAMILIES,
     family_of,
@@ -30,6 +29,7 @@ from .families import (
     preset_model,
     preset_tokenizer,
 )
+from .options import option
 
 PROG = "python -m recipes.generate"
 DEFAULT_PROMPT = "It was a dark and stormy night"
@@ -42,23 +42,16 @@ def default_device() -> str:
 
 @dataclass
 class GenerateArguments:
-    model: str | None = field(default=None, metadata={"help": "saved folder or Hub name; default: a random --preset"})
-    model_type: str | None = field(
-        default=None, metadata={"help": f"the family of the random --preset: {' or '.join(MODEL_FAMILIES)} (gpt2)"}
-    )
-    preset: str = field(
-        default="tiny", metadata={"help": "GPT-2: tiny, 124M, 355M, 774M, 1.5B; GPT-1: tiny, gpt1 (without --model)"}
-    )
-    prompt: list[str] | None = field(
-        default=None,
-        metadata={"help": f"prompt text; repeat for a batch (default: {DEFAULT_PROMPT!r})", **EXTEND},
-    )
-    max_new_tokens: int = field(default=40, metadata={"help": "tokens to generate after each prompt"})
-    do_sample: bool = field(default=False, metadata={"help": "sample instead of greedy decoding"})
-    temperature: float = field(default=1.0, metadata={"help": "with --do_sample: divide the logits by this"})
-    top_k: int = field(default=50, metadata={"help": "with --do_sample: sample among the k likeliest tokens (0: all)"})
-    num_beams: int = field(default=1, metadata={"help": "beam search with this many beams (1: none)"})
-    seed: int = field(default=0, metadata={"help": "of the sampling, and of a preset's random weights"})
+    model: str | None = option(None, "saved folder or Hub name; default: a random --preset")
+    model_type: str | None = option(None, f"the family of the random --preset: {' or '.join(MODEL_FAMILIES)} (gpt2)")
+    preset: str = option("tiny", "GPT-2: tiny, 124M, 355M, 774M, 1.5B; GPT-1: tiny, gpt1 (without --model)")
+    prompt: list[str] | None = option(None, f"prompt text; repeat for a batch (default: {DEFAULT_PROMPT!r})", **EXTEND)
+    max_new_tokens: int = option(40, "tokens to generate after each prompt")
+    do_sample: bool = option(False, "sample instead of greedy decoding")
+    temperature: float = option(1.0, "with --do_sample: divide the logits by this")
+    top_k: int = option(50, "with --do_sample: sample among the k likeliest tokens (0: all)")
+    num_beams: int = option(1, "beam search with this many beams (1: none)")
+    seed: int = option(0, "of the sampling, and of a preset's random weights")
     device: str = field(default_factory=default_device, metadata={"help": "cuda where there is one, else cpu"})
 
     def __post_init__(self):
@@ -131,9 +124,8 @@ def main(argv=None):
     (args,) = parse_arguments([GenerateArguments], argv, prog=PROG, description=__doc__)
     try:
         return generate(args)
-    except RecipeError as error:  # exit status 2 and a one-line message, as for a bad option
-        sys.stderr.write(f"{PROG}: error: {error}\n")
-        raise SystemExit(2) from None
+    except RecipeError as error:
+        exit_with_error(PROG, error)
 
 
 if __name__ == "__main__":

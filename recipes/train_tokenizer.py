@@ -20,13 +20,13 @@ Options can also come from a YAML run config (`--config FILE`, recipes/arguments
 """
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arguments import at_least, parse_arguments
 from .corpus import iter_text_batches, load_documents
-from .errors import RecipeError
+from .errors import RecipeError, exit_with_error
+from .options import option
 
 PROG = "python -m recipes.train_tokenizer"
 
@@ -94,16 +94,16 @@ def train_tokenizer(model_type: str, documents, vocab_size: int | None = None, m
 @dataclass
 class TokenizerArguments:
     output_dir: str = field(metadata={"help": "the tokenizer's folder (AutoTokenizer.from_pretrained loads it)"})
-    model_type: str = field(default="gpt2", metadata={"help": "gpt2 (byte-level BPE) or gpt1 (lower-cased, </w>)"})
-    vocab_size: int | None = field(default=None, metadata={"help": "default: the released size (50,257 / 40,483)"})
-    train_file: list[str] | None = field(default=None, metadata={"help": "local text files (default: Shakespeare)"})
-    dataset_name: str | None = field(default=None, metadata={"help": "a Hub dataset, e.g. wikitext"})
-    dataset_config_name: str | None = field(default=None, metadata={"help": "the Hub dataset's config"})
-    dataset_split: str = field(default="train", metadata={"help": 'e.g. "train" or "train[:10%]"'})
-    text_column: str = field(default="text", metadata={"help": "the column of .jsonl/.csv/.parquet/Hub records"})
-    model_max_length: int | None = field(default=None, metadata={"help": "the tokenizer's model_max_length"})
-    push_to_hub: bool = field(default=False, metadata={"help": "upload the tokenizer at the end"})
-    hub_model_id: str | None = field(default=None, metadata={"help": "repository for --push_to_hub"})
+    model_type: str = option("gpt2", "gpt2 (byte-level BPE) or gpt1 (lower-cased, </w>)")
+    vocab_size: int | None = option(None, "default: the released size (50,257 / 40,483)")
+    train_file: list[str] | None = option(None, "local text files (default: Shakespeare)")
+    dataset_name: str | None = option(None, "a Hub dataset, e.g. wikitext")
+    dataset_config_name: str | None = option(None, "the Hub dataset's config")
+    dataset_split: str = option("train", 'e.g. "train" or "train[:10%]"')
+    text_column: str = option("text", "the column of .jsonl/.csv/.parquet/Hub records")
+    model_max_length: int | None = option(None, "the tokenizer's model_max_length")
+    push_to_hub: bool = option(False, "upload the tokenizer at the end")
+    hub_model_id: str | None = option(None, "repository for --push_to_hub")
 
     def __post_init__(self):
         check_vocab_size(self.model_type, self.vocab_size)
@@ -120,9 +120,8 @@ def main(argv=None):
             **source, dataset_config_name=args.dataset_config_name, train_split=args.dataset_split
         )
         tokenizer = train_tokenizer(args.model_type, documents["train"], args.vocab_size, args.model_max_length)
-    except RecipeError as error:  # exit status 2 and a one-line message, as for a bad option
-        sys.stderr.write(f"{PROG}: error: {error}\n")
-        raise SystemExit(2) from None
+    except RecipeError as error:
+        exit_with_error(PROG, error)
     tokenizer.save_pretrained(args.output_dir)
     example = "To be, or not to be, that is the question."
     tokens = tokenizer.convert_ids_to_tokens(tokenizer(example, add_special_tokens=False)["input_ids"])
