@@ -145,8 +145,8 @@ class PretrainArguments(TrainingOptions):
 
 def demo_config(given) -> str | None:
     """Without a --config and a model option, the run is the CPU demo of --model_type."""
-    if given.preset or given.config_name or given.model_name_or_path:
-        return None
+    if given.preset or given.config_name or given.model_name_or_path or given.model_type not in MODEL_FAMILIES:
+        return None  # an unknown --model_type is refused by the options' own check
     return f"pretrain-demo-{given.model_type}"
 
 

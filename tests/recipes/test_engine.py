@@ -252,3 +252,51 @@ def test_a_run_config_is_overridden_by_the_command_line_and_checked():
         pretrain.parse_args(["--config", "multi_gpu"])  # an Accelerate launch config is not a run config
     with pytest.raises(SystemExit):
         pretrain.parse_args(["--config", "no-such-config"])
+
+
+BAD_OPTIONS = [
+    (["--learning_rate", "0"], "--learning_rate must be > 0, got 0.0"),
+    (["--weight_decay", "-0.1"], "--weight_decay must be at least 0, got -0.1"),
+    (["--adam_beta2", "1"], "--adam_beta2 must be in [0, 1), got 1.0"),
+    (["--max_grad_norm", "-1"], "--max_grad_norm must be at least 0, got -1.0"),
+    (["--num_warmup_steps", "-1"], "--num_warmup_steps must be at least 0, got -1"),
+    (["--num_warmup_steps", "50", "--max_steps", "10"], "--num_warmup_steps 50 is more than --max_steps 10"),
+    (["--warmup_ratio", "1.5"], "--warmup_ratio must be in [0, 1), got 1.5"),
+    (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit must be at least 1, got 0"),
+    (["--checkpointing_steps", "-3"], "--checkpointing_steps must be \"epoch\" or a number of steps >= 0, got '-3'"),
+    (["--eval_strategy", "sometimes"], "--eval_strategy must be one of ('steps', 'epoch'), got 'sometimes'"),
+    (["--mixed_precision", "fp64"], "--mixed_precision must be one of"),
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be at least 1, got 0"),
+]
+
+
+@pytest.mark.parametrize(("recipe", "required"), [("pretrain", []), ("finetune", REQUIRED["finetune"])])
+@pytest.mark.parametrize(("options", "message"), BAD_OPTIONS)
+def test_a_bad_shared_option_stops_both_recipes_at_parse_time(recipe, required, options, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        RECIPES[recipe]([*required, *options])
+    assert raised.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--model_type", "gpt3"], "--model_type must be one of ['gpt2', 'gpt1'], got 'gpt3'"),
+        (["--preset", "tiny", "--block_size", "1"], "--block_size must be at least 2, got 1"),
+        (["--preset", "tiny", "--checkpointing_steps", "epoch"], '"epoch" is fine-tuning\'s'),
+        (["--preset", "tiny", "--validation_split_percentage", "100"], "must be in (0, 100), got 100.0"),
+        (["--config", "pretrain-demo-gpt2", "--num_samples", "-1"], "--num_samples must be at least 0, got -1"),
+    ],
+)
+def test_pretraining_options_are_checked_at_parse_time(options, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        pretrain.parse_args(options)
+    assert raised.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_config_with_an_unknown_key_is_refused(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("preset: tiny\nlearning_rat: 1.0e-3\n")
+    with pytest.raises(SystemExit):
+        pretrain.parse_args(["--config", str(config)])
+    assert "sets ['learning_rat'], which are not options of this recipe" in capsys.readouterr().err
