@@ -75,19 +75,19 @@ def training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgument
     )
 
 
-def build_trainer(config: dict, args: FinetuneArguments) -> tuple[Trainer, TaskData, DatasetDict]:
+def build_trainer(hyperparameters: dict, args: FinetuneArguments) -> tuple[Trainer, TaskData, DatasetDict]:
     """The Trainer, on the data, tokenizer and model of recipes/finetune.py."""
     set_seed(args.seed)
     task = task_setup.get_task_data(args)
     metric = args.metric_for_best_model or task.main_metric
     # Trainer's evaluation keeps the loss L3 and the task logits (config.keys_to_ignore_at_inference drops task_loss,
     # lm_loss and lm_logits), from which compute_metrics computes the task's metrics.
-    config["reported"] = ["loss", *task_setup.check_metric(task, metric)[3:]]
+    hyperparameters["reported"] = ["loss", *task_setup.check_metric(task, metric)[3:]]
     if metric in ("task_loss", "lm_loss"):
         raise RecipeError(f"--metric_for_best_model {metric}: Trainer's evaluation reports only the loss L3.")
     tokenizer, added_tokens = task_setup.get_tokenizer(args, task)
     model, max_length = task_setup.get_model(args, task, tokenizer, added_tokens)
-    config.update(metric_for_best_model=metric, max_length=max_length, added_tokens=added_tokens)
+    hyperparameters.update(metric_for_best_model=metric, max_length=max_length, added_tokens=added_tokens)
     encoded = task_setup.encode_task(task, tokenizer, max_length, args.preprocessing_num_workers)
     optimizers = (None, None)
     if args.freeze_body:
@@ -123,9 +123,9 @@ def _metrics(record: dict, prefix: str, reported) -> dict:
 
 
 def training_function(args: FinetuneArguments) -> dict:
-    config = args.hyperparameters()
-    trainer, task, encoded = build_trainer(config, args)
-    metric, reported = config["metric_for_best_model"], config.pop("reported")
+    hyperparameters = args.hyperparameters()
+    trainer, task, encoded = build_trainer(hyperparameters, args)
+    metric, reported = hyperparameters["metric_for_best_model"], hyperparameters.pop("reported")
     resume = args.resume_from_checkpoint
     if resume == "latest":
         resume = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
@@ -147,7 +147,7 @@ def training_function(args: FinetuneArguments) -> dict:
         for split in encoded
         if split not in ("train", "validation")
     }
-    config.update(
+    hyperparameters.update(
         max_train_steps=trainer.state.max_steps,
         num_warmup_steps=trainer.args.get_warmup_steps(trainer.state.max_steps),
         num_parameters=trainer.model.num_parameters(),
@@ -155,7 +155,7 @@ def training_function(args: FinetuneArguments) -> dict:
     )
     results = {
         "task": task.summary(),
-        "hyperparameters": config,
+        "hyperparameters": hyperparameters,
         "majority_baseline": task_setup.majority_metrics(task),
         "validation": validation,
         "best": {"metric": metric, "value": best[metric], "step": best["step"], "epoch": best["epoch"]},
