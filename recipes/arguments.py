@@ -107,12 +107,15 @@ def parse_arguments(dataclass_types, argv=None, prog=None, description=None, def
     pre-training recipe runs its CPU demo that way). A bad option, config or value exits with status 2 and a one-line
     message, like argparse.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # argparse's BooleanOptionalAction spelling (`--no-with_tracking`) for HfArgumentParser's `--no_with_tracking`.
-    argv = [f"--no_{word[5:]}" if word.startswith("--no-") else word for word in argv]
     parser = HfArgumentParser(
         dataclass_types, prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    # argparse's BooleanOptionalAction spelling (`--no-with_tracking`) for HfArgumentParser's `--no_with_tracking`;
+    # the parser's own options (its `--no-with-tracking` alias) stay as they are.
+    argv = [
+        f"--no_{word[5:]}" if word.startswith("--no-") and word not in parser._option_string_actions else word
+        for word in list(sys.argv[1:] if argv is None else argv)
+    ]
     for action in parser._actions:  # a help text is a %-format for argparse: "train[:10%]" must not break --help
         if action.help and "%(" not in action.help:
             action.help = action.help.replace("%%", "%").replace("%", "%%")

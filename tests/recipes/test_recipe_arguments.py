@@ -75,3 +75,14 @@ def test_the_benchmark_runs_of_the_docs_have_their_configs():
     for name in ("gpt2-fp32", "gpt1-fp32", "gpt2-bf16", "gpu-bf16"):
         assert (CONFIGS / f"benchmark-{name}.yaml").is_file()
         assert f"python -m recipes.benchmark --config benchmark-{name}" in docs
+
+
+@pytest.mark.parametrize("flag", ["--no_flag_on", "--no-flag_on", "--no-flag-on"])
+def test_every_spelling_of_a_negative_boolean(flag):
+    """HfArgumentParser's two spellings and argparse's BooleanOptionalAction's (the recipes' old options)."""
+
+    @dataclass
+    class Flags:
+        flag_on: bool = True
+
+    assert parse_arguments([Flags], [flag]) == (Flags(flag_on=False),)
