@@ -127,7 +127,8 @@ def parse_arguments(dataclass_types, argv=None, prog=None, description=None, def
     required = [action for action in parser._actions if action.required]
     for action in required:  # a required option may come from the run config: checked once that is read
         action.required = False
-    given, _ = parser.parse_known_args(argv)
+    help_words = {"-h", "--help"} & set(argv)  # help is printed by the full parse, which shows what is required
+    given, _ = parser.parse_known_args([word for word in argv if word not in help_words])
     for action in required:
         action.required = True
     name = given.config

@@ -27,6 +27,9 @@ benchmark-gpt1-fp32, benchmark-gpt2-bf16, and benchmark-gpu-bf16 for a CUDA devi
 transformers' GPT-1 (OpenAIGPTLMHeadModel) has no KV cache: its `generate()` recomputes the whole prefix per token.
 """
 
+if __name__ == "__main__" and not __package__:  # a script path: `python recipes/benchmark.py`
+    from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
+
 import dataclasses
 import json
 import multiprocessing

@@ -47,6 +47,9 @@ Options can also come from a YAML run config (`--config FILE`, recipes/arguments
 it. A bad option, file, row or checkpoint stops the recipe with a one-line error (exit status 2) before any scoring.
 """
 
+if __name__ == "__main__" and not __package__:  # a script path: `python recipes/evaluate_zero_shot.py`
+    from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
+
 import inspect
 import json
 import math

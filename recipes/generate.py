@@ -13,6 +13,9 @@ Shakespeare.
     python -m recipes.generate --model openai-community/gpt2 --prompt "Hello" --do_sample --top_k 40
 """
 
+if __name__ == "__main__" and not __package__:  # a script path: `python recipes/generate.py`
+    from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
+
 import time
 from dataclasses import dataclass, field
 

@@ -19,6 +19,9 @@ complete works of Shakespeare.
 Options can also come from a YAML run config (`--config FILE`, recipes/arguments.py); the command line overrides it.
 """
 
+if __name__ == "__main__" and not __package__:  # a script path: `python recipes/train_tokenizer.py`
+    from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path

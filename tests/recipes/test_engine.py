@@ -174,7 +174,19 @@ def test_checkpoints_fall_where_the_schedule_says(tmp_path):
 # Entry points.
 
 
-@pytest.mark.parametrize("script", ["pretrain", "finetune", "finetune_trainer", "ablation"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "pretrain",
+        "finetune",
+        "finetune_trainer",
+        "ablation",
+        "generate",
+        "evaluate_zero_shot",
+        "benchmark",
+        "train_tokenizer",
+    ],
+)
 def test_a_recipe_runs_as_a_script_path(script):
     result = subprocess.run(
         [sys.executable, f"recipes/{script}.py", "--help"], capture_output=True, text=True, timeout=300, cwd=REPO
