@@ -189,5 +189,10 @@ def test_save_then_load_is_the_identity(family, data):
     loaded_state = loaded.state_dict()
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded_state[name], tensor), name
+    # The weights are equal bit for bit (above); the logits to fp32 rounding only: safetensors hands back weights at
+    # another memory alignment (e.g. 40 bytes past a 64-byte line), and the CPU matmul kernels then sum in another
+    # order (seen: 7e-9 apart on a 12-token vocabulary, equal again once the weights are cloned).
     with torch.no_grad():
-        assert torch.equal(loaded(ids, attention_mask=mask).logits, model(ids, attention_mask=mask).logits)
+        assert_close(
+            loaded(ids, attention_mask=mask).logits, model(ids, attention_mask=mask).logits, rtol=1e-6, atol=1e-7
+        )
