@@ -249,6 +249,22 @@ class TrainingLoop:
             tqdm.write(message)
 
 
+def run_recipe(name: str, args, prepare, build, describe, finish):
+    """The shape of every training recipe: `prepare(args)` checks every input and returns the run (nothing trains
+    before it is done), `build(run, hyperparameters)` the prepared `TrainingLoop`, `describe` the line printed before
+    training, then the loop runs and `finish(run, loop, hyperparameters)` saves and reports; returns what it returns.
+    `name` names the run for the trackers."""
+    hyperparameters = args.hyperparameters()
+    run = prepare(args)
+    loop = build(run, hyperparameters)
+    if args.with_tracking:
+        scalars = {k: v for k, v in hyperparameters.items() if isinstance(v, (int, float, str, bool))}
+        run.accelerator.init_trackers(name, scalars)
+    run.accelerator.print(describe(run, loop, hyperparameters))
+    loop.run(args.max_grad_norm)
+    return finish(run, loop, hyperparameters)
+
+
 def restore_progress(accelerator, resume_dir: Path | None) -> TrainingProgress:
     """The loop's progress, registered for checkpointing; for a resumed run, the checkpoint's full state loaded
     (weights, optimizer, scheduler, every RNG and the progress). Call it after `accelerator.prepare`."""

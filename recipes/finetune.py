@@ -50,7 +50,7 @@ from modeling_gpt1 import TASK_FAMILIES, GPT1TaskCollator
 
 from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
-from .engine import Hooks, RecipeRun, Schedule, TrainingLoop, restore_progress, save_model, steps_per_epoch
+from .engine import Hooks, RecipeRun, Schedule, TrainingLoop, restore_progress, run_recipe, save_model, steps_per_epoch
 from .errors import RecipeError, exit_with_error
 from .optim import build_optimizer, build_scheduler
 from .options import TrainingOptions, option
@@ -361,16 +361,8 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
 
 
 def training_function(args: FinetuneArguments) -> dict:
-    """Fine-tuning from parsed options: prepare (every check), build, loop, finish; returns the results."""
-    hyperparameters = args.hyperparameters()
-    run = prepare_run(args)
-    loop = build_loop(run, hyperparameters)
-    if args.with_tracking:
-        scalars = {k: v for k, v in hyperparameters.items() if isinstance(v, (int, float, str, bool))}
-        run.accelerator.init_trackers("finetune", scalars)
-    run.accelerator.print(describe(run, loop, hyperparameters))
-    loop.run(args.max_grad_norm)  # 3.
-    return finish(run, loop, hyperparameters)
+    """Fine-tuning from parsed options (recipes/engine.py `run_recipe`); returns the results."""
+    return run_recipe("finetune", args, prepare_run, build_loop, describe, finish)
 
 
 def parse_args(argv=None, prog: str = "python -m recipes.finetune", description: str = __doc__) -> FinetuneArguments:

@@ -55,6 +55,7 @@ from .engine import (
     TrainingLoop,
     TrainingProgress,
     restore_progress,
+    run_recipe,
     save_model,
     steps_per_epoch,
 )
@@ -428,7 +429,7 @@ def describe(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict) -> str
     )
 
 
-def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict):
+def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict) -> TrainingProgress:
     """4. The model, the figure, the history, samples, and the paths of all of them."""
     args, accelerator, output_dir, progress = run.args, run.accelerator, run.output_dir, loop.progress
     save_model(accelerator, loop.model, run.tokenizer, output_dir)
@@ -447,7 +448,7 @@ def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict):
         f"(step {last['step']}); {progress.tokens_seen:,} tokens seen."
     )
     if not accelerator.is_main_process:
-        return
+        return progress
     if args.num_samples:
         samples = sample_continuations(
             output_dir, args.sample_prompts[: args.num_samples], accelerator.device, args.sample_length, args.seed
@@ -467,20 +468,12 @@ def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict):
         repo_id = args.hub_model_id or output_dir.name
         accelerator.unwrap_model(loop.model).push_to_hub(repo_id, tokenizer=run.tokenizer)
         accelerator.print(f"Pushed to https://huggingface.co/{repo_id}")
+    return progress
 
 
 def training_function(args: PretrainArguments) -> TrainingProgress:
-    """Pre-training from parsed options: prepare (every check), build, loop, finish."""
-    hyperparameters = args.hyperparameters()
-    run = prepare_run(args)
-    loop = build_loop(run, hyperparameters)
-    if args.with_tracking:
-        scalars = {k: v for k, v in hyperparameters.items() if isinstance(v, (int, float, str, bool))}
-        run.accelerator.init_trackers("pretrain", scalars)
-    run.accelerator.print(describe(run, loop, hyperparameters))
-    loop.run(args.max_grad_norm)  # 3.
-    finish(run, loop, hyperparameters)
-    return loop.progress
+    """Pre-training from parsed options (recipes/engine.py `run_recipe`); returns the loop's progress."""
+    return run_recipe("pretrain", args, prepare_run, build_loop, describe, finish)
 
 
 def parse_args(argv=None) -> PretrainArguments:
