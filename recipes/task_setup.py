@@ -24,11 +24,11 @@ from modeling_gpt1.tokenization_gpt1 import DELIMITER_TOKEN, EXTRACT_TOKEN, STAR
 
 from .checkpointing import ARCHITECTURE_FIELDS
 from .errors import RecipeError
+from .families import MODEL_FAMILIES
 from .metrics import compute_task_metrics
 from .task_data import TEXT_FIELDS, TaskData, load_task_data, majority_baseline
 
 TASK_TOKENS = (START_TOKEN, DELIMITER_TOKEN, EXTRACT_TOKEN)  # what fine-tuning adds to the vocabulary
-GPT1_MODEL_TYPES = (GPT1OriginsConfig.model_type, "openai-gpt")  # ours, and transformers' OpenAIGPT folders
 TOKEN_ID_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id", "pad_token_id")
 
 
@@ -142,10 +142,10 @@ def get_model(args, task: TaskData, tokenizer, added_tokens) -> tuple[GPT1Origin
             config = GPT1OriginsConfig.from_preset(name, vocab_size=len(tokenizer))
         else:
             model_type = PreTrainedConfig.get_config_dict(name)[0].get("model_type")
-            if model_type not in GPT1_MODEL_TYPES:
+            if model_type not in MODEL_FAMILIES["gpt1"].model_types:
                 raise RecipeError(
                     f"--model_name_or_path {name!r} is a {model_type!r} model; this recipe fine-tunes GPT-1 "
-                    f"({', '.join(GPT1_MODEL_TYPES)}) or a preset ({', '.join(PRESETS)})."
+                    f"({', '.join(MODEL_FAMILIES['gpt1'].model_types)}) or a preset ({', '.join(PRESETS)})."
                 )
             config = GPT1OriginsConfig.from_pretrained(name)
         architecture = {key: getattr(config, key, None) for key in ARCHITECTURE_FIELDS}
