@@ -10,6 +10,7 @@
 - Every run config in recipes/configs/ parses with its recipe's options.
 """
 
+import importlib
 import json
 import os
 import shutil
@@ -18,12 +19,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 import yaml
 from accelerate.state import AcceleratorState
 from torch.utils.data import DataLoader
 
-from recipes import ablation, engine, finetune, pretrain
+from recipes import ablation, cli, engine, finetune, pretrain
 from recipes.accelerators import build_accelerator
 from recipes.arguments import CONFIGS, is_launch_config
 from recipes.engine import Hooks, Schedule, TrainingLoop, TrainingProgress
@@ -212,6 +214,17 @@ def test_installed_entry_points_work_outside_the_repository(tmp_path):
         pytest.skip("gpt-origins is not installed with its console scripts in this environment")
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0 and "--config" in result.stdout, result.stderr[-2000:]
+
+
+def test_console_scripts_exit_0_after_a_recipe_that_returns_its_results(monkeypatch):
+    """`sys.exit(main())` would print a returned dict and exit 1: the scripts' targets return None."""
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts and all(target.startswith("gpt_origins_recipes.cli:") for target in scripts.values())
+    for target in scripts.values():
+        recipe = target.split(":")[1]
+        module = importlib.import_module(f"recipes.{recipe}")
+        monkeypatch.setattr(module, "main", lambda argv=None: {"results": 1})
+        assert getattr(cli, recipe)() is None
 
 
 def test_accelerate_launch_of_the_script_with_the_demo_config(tmp_path):
