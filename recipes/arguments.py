@@ -13,7 +13,6 @@ checks run before the recipe does any work, and nothing changes the parsed optio
 """
 
 import argparse
-import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -153,14 +152,6 @@ def parse_arguments(dataclass_types, argv=None, prog=None, description=None, def
     except (ValueError, TypeError) as error:  # a `__post_init__` check
         parser.error(str(error))
     return parsed[:-1] if len(parsed) > len(dataclass_types) else parsed
-
-
-def as_dict(*instances) -> dict:
-    """The options of parsed dataclasses as one flat dict (results files, trackers)."""
-    merged = {}
-    for instance in instances:
-        merged.update(dataclasses.asdict(instance))
-    return merged
 
 
 def at_least(name: str, value, minimum):

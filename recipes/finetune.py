@@ -37,7 +37,7 @@ if __name__ == "__main__" and not __package__:  # a script path: `accelerate lau
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -247,6 +247,7 @@ class FinetuneRun(RecipeRun):
     added_tokens: list
     model: torch.nn.Module
     max_length: int
+    eval_dataloaders: dict = field(default_factory=dict)  # split -> prepared loader, set by build_loop
 
 
 def prepare_run(args: FinetuneArguments) -> FinetuneRun:
