@@ -20,16 +20,24 @@ Sources:
   `data_dir`: its data is a manual download). Any other dataset must have the layout's fields already, or get them
   with `column_mapping` ({"sentence": "text"}).
 
-Class names come from the option `label_names`, else the dataset's `ClassLabel` feature, else the table, else the
-label strings of the training rows (entailment: GLUE's order entailment, neutral, contradiction when they are those;
-otherwise sorted). Integer labels without names are ids in [0, num_labels).
+Class names (the label set) come from the option `label_names`, else the dataset's `ClassLabel` feature, else the
+table, else the classes of the fine-tuned model trained further (`model_classes`, its id2label), else the label strings
+of the training rows: exactly those present, sorted (entailment: in GLUE's order entailment, neutral, contradiction
+when they are among those). A label of any split outside the set is an error, not a new class. Integer labels without
+names are ids in [0, num_labels); integer labels next to class names taken from the training strings are refused
+(their ids would depend on the sort order).
 
 Every row is checked before any training time is spent; a bad one is a `RecipeError` naming the file (or Hub split),
-the row (counted from 0, as `dataset[row]`) and what is wrong: a missing or non-string field, an empty similarity
-side, a label that is out of range or not one of the class names, a multiple-choice row with another number of
-choices than the first training row, an empty file.
+the place (`line N`, 1-based, of a .jsonl / .csv / .tsv file; otherwise `row N`, counted from 0 as `dataset[row]`) and
+what is wrong. A .jsonl, .json, .csv or .tsv file is read line by line first (`_scan_file`), so that what `datasets`
+would fail on or misread is named with its line: bytes that are not UTF-8 (UTF-16 and UTF-32 files among them), a line
+that is not a JSON object, a field whose JSON type changes from row to row, a CSV row with more cells than its header.
+Then each row: a missing field, a text that is not a string or is empty (only whitespace), a label that is out of
+range or not a class name, a multiple-choice row with another number of choices than the first training row.
 """
 
+import codecs
+import csv
 import json
 import math
 import os
@@ -38,11 +46,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fsspec
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value, concatenate_datasets, load_dataset
 
 from modeling_gpt1 import ENTAILMENT_LABELS, TASK_FAMILIES, TEXT_FIELDS
 
-from .corpus import builder_for, check_files_exist
+from .corpus import _COMPRESSIONS, builder_for, check_files_exist
 from .errors import RecipeError
 
 # The metric a run is judged by when none is asked for (keys of recipes.metrics.compute_task_metrics).
@@ -187,6 +196,11 @@ class _Part:
     split: str
     where: str
     rows: Dataset
+    lines: list[int] | None = None  # the 1-based line of each row of a .jsonl / .csv / .tsv file
+
+    def at(self, index: int) -> str:
+        """Where row `index` is, for a message: its line in the file, or its row index."""
+        return f"{self.where}, line {self.lines[index]}" if self.lines else f"{self.where}, row {index}"
 
 
 def _check_family(family: str):
@@ -194,28 +208,193 @@ def _check_family(family: str):
         raise RecipeError(f"--task_type {family!r} is not one of {', '.join(TASK_FAMILIES)}.")
 
 
+def _file_format(path: str, where: str) -> str:
+    """jsonl, json, csv, tsv or parquet, by extension (through a compression suffix)."""
+    name = Path(path).name.lower()
+    for suffix in _COMPRESSIONS:
+        name = name.removesuffix(suffix)
+    for known in ("jsonl", "tsv"):
+        if name.endswith(f".{known}"):
+            return known
+    builder = builder_for(path)
+    if builder == "text":
+        raise RecipeError(f"{where}: a task needs fields per row; use .jsonl, .json, .csv, .tsv or .parquet.")
+    return builder
+
+
 def _read_file(path: str, split: str, option: str, cache_dir: str | None) -> _Part:
     where = f"{option} {path}"
     with open(path, "rb") as file:
         if not file.read(1 << 16).strip():
             raise RecipeError(f"{where} is empty: a {split} file needs at least one row.")
-    name = Path(path).name.lower()
-    kwargs = {}
-    if any(name.removesuffix(suffix).endswith(".tsv") for suffix in ("", ".gz", ".xz", ".bz2", ".zst")):
-        builder, kwargs = "csv", {"delimiter": "\t"}
-    else:
-        builder = builder_for(path)
-    if builder == "text":
-        raise RecipeError(f"{where}: a task needs fields per row; use .jsonl, .json, .csv, .tsv or .parquet.")
+    file_format = _file_format(path, where)
+    lines = _scan_file(path, where, file_format)
+    builder, kwargs = ("csv", {"delimiter": "\t"}) if file_format == "tsv" else (builder_for(path), {})
     try:
         rows = load_dataset(builder, data_files=[os.fspath(path)], split="train", cache_dir=cache_dir, **kwargs)
     except Exception as error:  # datasets raises many types for a malformed file; all are bad input here
-        raise RecipeError(f"{where} cannot be read as {builder}: {type(error).__name__}: {error}") from error
+        raise RecipeError(f"{where} cannot be read as {builder}: {_innermost(error)}") from error
     if rows.num_rows == 0:
         raise RecipeError(f"{where} holds no rows.")
     if builder == "csv" and "choices" in rows.column_names and rows.features["choices"] == Value("string"):
         rows = rows.map(lambda row: {"choices": _json_list(row["choices"])}, desc="Reading choices")
-    return _Part(split, where, rows)
+    if lines is not None and len(lines) != rows.num_rows:  # read otherwise than the scan expected: no line numbers
+        lines = None
+    return _Part(split, where, rows, lines)
+
+
+def _innermost(error: BaseException) -> str:
+    """The reader's own error: datasets wraps it in "An error occurred while generating the dataset"."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Text files read line by line before datasets reads them, so that a bad row is named by its line.
+
+_OTHER_ENCODINGS = (  # byte-order marks of files that are not UTF-8; UTF-32's first: it starts like UTF-16's
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _scan_file(path: str, where: str, file_format: str) -> list[int] | None:
+    """The 1-based line of each row of a .jsonl / .csv / .tsv file (None for a JSON array or a Parquet file: their
+    rows are named by index); a `RecipeError` naming the line for bytes that are not UTF-8 and for rows that datasets
+    would fail on or misread (see `_json_rows`, `_csv_rows`)."""
+    unreadable = Path(path).suffix.lower() in _COMPRESSIONS and not fsspec.utils.infer_compression(path)
+    if file_format == "parquet" or unreadable:  # binary, or compressed as only datasets' extractors read (.zst, .lz4)
+        return None
+    lines = _text_lines(path, where)
+    if file_format in ("csv", "tsv"):
+        return _csv_rows(lines, where, "\t" if file_format == "tsv" else ",")
+    if file_format == "jsonl":
+        return _json_rows(lines, where)
+    # A .json file: one JSON document (an array of rows: named by index) or, as datasets also reads it, JSON Lines.
+    lines = list(lines)
+    text = "".join(line for _, line in lines)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        if text.lstrip().startswith("["):
+            raise RecipeError(
+                f"{where}, line {error.lineno}, column {error.colno}: not JSON ({error.msg}): a .json file holds a "
+                f"JSON array of rows, or one JSON object per line."
+            ) from None
+        return _json_rows(lines, where)
+    if isinstance(document, list):
+        seen = {}
+        for index, record in enumerate(document):
+            _check_json_row(record, where, f"row {index}", seen)
+    return None
+
+
+def _text_lines(path: str, where: str):
+    """(line number, text) of each line of a text file read as UTF-8 (a UTF-8 byte-order mark is dropped); a
+    `RecipeError` naming the line and the byte for bytes that are not UTF-8, UTF-16 and UTF-32 files among them."""
+
+    def advice(encoding: str, note: str = "") -> str:
+        return f"save the file as UTF-8 (e.g. `iconv -f {encoding} -t UTF-8 in > out`{note})"
+
+    with fsspec.open(path, "rb", compression="infer") as file:
+        for number, raw in enumerate(file, 1):
+            if number == 1:
+                for mark, encoding in _OTHER_ENCODINGS:
+                    if raw.startswith(mark):
+                        raise RecipeError(
+                            f"{where} is {encoding} (it starts with a {encoding} byte-order mark): {advice(encoding)}."
+                        )
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            nul = raw.find(b"\x00")
+            # NUL is valid UTF-8 but never in text; UTF-16 without a byte-order mark has one in every ASCII character.
+            if nul >= 0:
+                raise RecipeError(
+                    f"{where}, line {number}: byte {nul + 1} is NUL (0x00), which text files do not hold: the file "
+                    f"looks UTF-16 (or binary); {advice('UTF-16LE')}."
+                )
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise RecipeError(
+                    f"{where}, line {number}: byte {error.start + 1} (0x{raw[error.start]:02x}) is not UTF-8 "
+                    f"({error.reason}); {advice('LATIN1', ' if it was Latin-1')}."
+                ) from None
+
+
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}[type(value)]
+
+
+def _check_json_row(record, where: str, position: str, seen: dict[str, tuple[str, str]]):
+    """A row (at `position`: "line 3", "row 2") of a JSON file must be an object whose fields keep their JSON type from
+    row to row, null aside: datasets stores each field as one typed column, and fails on a change or turns a stray 1
+    among label names into "1". `seen` maps each field to its type and the position it was first seen at."""
+    if not isinstance(record, dict):
+        raise RecipeError(
+            f"{where}, {position}: a JSON {_json_type(record)} ({record!r:.60}); each row is a JSON object of fields."
+        )
+    for name, value in record.items():
+        kind = _json_type(value)
+        if kind == "null":
+            continue
+        first_kind, first_position = seen.setdefault(name, (kind, position))
+        if kind != first_kind:
+            raise RecipeError(
+                f"{where}, {position}: {name!r} is a {kind} ({value!r:.60}), but a {first_kind} at {first_position}: "
+                f"a field must have the same type in every row."
+            )
+
+
+def _json_rows(lines, where: str) -> list[int]:
+    """The line of each row of a JSON Lines file (blank lines are skipped, as datasets skips them); a `RecipeError`
+    naming the line and column of one that is not JSON, and the line of a row that `_check_json_row` refuses."""
+    rows, seen = [], {}
+    for number, text in lines:
+        if not text.strip():
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise RecipeError(
+                f"{where}, line {number}, column {error.colno}: not JSON ({error.msg}): each line of a JSON Lines "
+                f"file holds one JSON object."
+            ) from None
+        _check_json_row(record, where, f"line {number}", seen)
+        rows.append(number)
+    return rows
+
+
+def _csv_rows(lines, where: str, delimiter: str) -> list[int] | None:
+    """The first line of each row of a CSV / TSV file (a quoted cell may span lines; blank lines are skipped, as
+    pandas skips them; the header is not a row); a `RecipeError` for a row with more cells than the header, which
+    pandas refuses without naming the file. None if the csv module cannot read it (pandas may: rows by index then)."""
+    reader = csv.reader((text for _, text in lines), delimiter=delimiter)
+    header, rows, start = None, [], 1
+    try:
+        for record in reader:
+            if record and (len(record) > 1 or record[0].strip()):
+                if header is None:
+                    header = (len(record), start)
+                elif len(record) > header[0]:
+                    raise RecipeError(
+                        f"{where}, line {start}: {len(record)} cells, but the header (line {header[1]}) has "
+                        f"{header[0]}: quote a cell that holds the delimiter {delimiter!r}."
+                    )
+                else:
+                    rows.append(start)
+            start = reader.line_num + 1
+    except csv.Error:  # e.g. a cell over the csv module's field size limit
+        return None
+    return rows
 
 
 def _json_list(cell):
@@ -295,98 +474,174 @@ def _iter_rows(part: _Part, columns: Sequence[str], batch_size: int = 1000):
             index += 1
 
 
+@dataclass(frozen=True)
+class _Classes:
+    """The classes of a task with class labels, and where their names come from (for the messages)."""
+
+    names: tuple[str, ...] | None  # in id order; None for integer labels without names
+    num_labels: int
+    source: str | None = None  # "--label_names", "the labels of --train_file train.jsonl", ...
+    ids: bool = True  # whether an int label is a class id: not when the names are the training rows' strings
+
+
+def _named(names: Sequence[str], source: str, num_labels: int | None, ids: bool = True) -> _Classes:
+    names = tuple(names)
+    if len(set(names)) != len(names) or len(names) < 2:
+        raise RecipeError(f"The class names {list(names)} ({source}) must be at least 2 and all different.")
+    if num_labels is not None and num_labels != len(names):
+        raise RecipeError(
+            f"--num_labels {num_labels} does not match the {len(names)} class names {list(names)} ({source})."
+        )
+    return _Classes(names, len(names), source, ids)
+
+
 def _class_names(
-    family: str, parts: list[_Part], spec: HubTask | None, label_names: Sequence[str] | None, num_labels: int | None
-) -> tuple[tuple[str, ...] | None, int]:
-    """Class names in id order (None for integer labels without names) and the number of classes."""
+    family: str,
+    parts: list[_Part],
+    spec: HubTask | None,
+    label_names: Sequence[str] | None,
+    model_classes: Sequence[str] | None,
+    num_labels: int | None,
+) -> _Classes:
+    """The label set, from the first of: `label_names`, the training split's `ClassLabel`, the Hub table, the
+    fine-tuned model's classes, the label strings of the training rows (exactly those present), integer labels."""
     train = [part for part in parts if part.split == "train"]
     feature = train[0].rows.features.get("label")
-    names = None
     if label_names:
-        names = tuple(label_names)
-    elif isinstance(feature, ClassLabel):
-        names = tuple(feature.names)
-    elif spec and spec.label_names:
-        names = spec.label_names
-    else:
-        values = [row["label"] for part in train for _, row in _iter_rows(part, ["label"])]
-        strings = sorted({value for value in values if isinstance(value, str)})
-        if strings:
-            if family == "entailment" and set(strings) <= set(ENTAILMENT_LABELS):
-                names = ENTAILMENT_LABELS
-            else:
-                names = tuple(strings)
+        return _named(label_names, "--label_names", num_labels)
+    if isinstance(feature, ClassLabel):
+        return _named(feature.names, f"the classes of {train[0].where}", num_labels)
+    if spec and spec.label_names:
+        return _named(spec.label_names, f"the classes of {train[0].where}", num_labels)
+    if model_classes:
+        source = "the classes of the fine-tuned --model_name_or_path, its id2label; --label_names trains it for others"
+        return _named(model_classes, source, num_labels)
+    where = "; ".join(part.where for part in train)
+    values = [row["label"] for part in train for _, row in _iter_rows(part, ["label"])]
+    strings = {value for value in values if isinstance(value, str)}
+    if strings:
+        if family == "entailment" and strings <= set(ENTAILMENT_LABELS):
+            names = tuple(name for name in ENTAILMENT_LABELS if name in strings)  # GLUE's order, those present only
         else:
-            ints = [value for value in values if isinstance(value, int) and not isinstance(value, bool)]
-            if num_labels is None:
-                num_labels = max(ints, default=0) + 1
-                if num_labels < 2:
-                    raise RecipeError(
-                        f"The training labels of {train[0].where} are all {ints[0] if ints else None}: a "
-                        f"classifier needs at least 2 classes (give --num_labels or --label_names)."
-                    )
-    if names is not None:
-        if len(set(names)) != len(names) or len(names) < 2:
-            raise RecipeError(f"The class names {list(names)} must be at least 2 and all different.")
-        if num_labels is not None and num_labels != len(names):
-            raise RecipeError(f"--num_labels {num_labels} does not match the {len(names)} class names {list(names)}.")
-        num_labels = len(names)
-    return names, num_labels
+            names = tuple(sorted(strings))
+        if len(names) < 2:
+            raise RecipeError(
+                f"Every training label of {where} is {names[0]!r}: a classifier needs at least 2 classes (give "
+                f"--label_names to name the others)."
+            )
+        return _named(names, f"the labels of {where}", num_labels, ids=False)
+    ints = [value for value in values if isinstance(value, int) and not isinstance(value, bool)]
+    if num_labels is None:
+        num_labels = max(ints, default=0) + 1
+        if num_labels < 2:
+            raise RecipeError(
+                f"The training labels of {where} are all {ints[0] if ints else None}: a classifier needs at least 2 "
+                f"classes (give --num_labels or --label_names)."
+            )
+    return _Classes(None, num_labels)
+
+
+def _is_missing(value) -> bool:
+    """None, or NaN: what an empty cell of a numeric CSV column is read as."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _check_float_labels(part: _Part, family: str):
+    """Class ids and choice indices are ints. A column of them with an empty CSV cell is read as floats: the empty
+    cell is named (not the first 1.0); so is the first float of a column of numbers that are not all ints."""
+    if getattr(part.rows.features["label"], "dtype", None) not in ("float16", "float32", "float64"):
+        return
+    rows = list(_iter_rows(part, ["label"]))
+    index, row = next(((index, row) for index, row in rows if _is_missing(row["label"])), rows[0])
+    if _is_missing(row["label"]):
+        raise RecipeError(f"{part.at(index)}: the field 'label' is missing (every {family} row needs one).")
+    raise RecipeError(
+        f"{part.at(index)}: label {row['label']!r} must be an int class id or a class name, not a float."
+    )
 
 
 def _check_rows(
-    part: _Part,
-    family: str,
-    target: str,
-    names: tuple[str, ...] | None,
-    num_labels: int,
-    num_choices: int | None,
-    reference: str,
+    part: _Part, family: str, target: str, classes: _Classes | None, num_choices: int | None, reference: str
 ):
-    """Every row of a part: string texts (non-empty for similarity), a usable label, the same number of choices."""
-    for index, row in _iter_rows(part, _required_fields(family, target)):
-        at = f"{part.where}, row {index}"
+    """Every row of a part: non-empty string texts, a usable label or score, the same number of choices."""
+    fields = _required_fields(family, target)
+    missing = f"(every {family} row needs {', '.join(fields)})"
+    for index, row in _iter_rows(part, fields):
+        at = part.at(index)
         for name in TEXT_FIELDS[family]:
-            value = row[name]
-            if value is None:
-                raise RecipeError(f"{at}: the field {name!r} is missing (a {family} row needs {', '.join(row)}).")
-            if name == "choices":
-                if isinstance(value, str) or not isinstance(value, Sequence) or len(value) < 2:
-                    raise RecipeError(f"{at}: 'choices' must be a list of at least 2 strings, got {value!r:.100}.")
-                bad = [choice for choice in value if not isinstance(choice, str)]
-                if bad:
-                    raise RecipeError(f"{at}: every choice must be a string, got {bad[0]!r:.60}.")
-                if len(value) != num_choices:
-                    raise RecipeError(
-                        f"{at}: {len(value)} choices, but {reference} has {num_choices}: every row of a multiple "
-                        f"choice task needs the same number of choices."
-                    )
-            elif not isinstance(value, str):
-                raise RecipeError(f"{at}: {name!r} must be a string, got {type(value).__name__} {value!r:.60}.")
-            elif family == "similarity" and not value.strip():
-                raise RecipeError(
-                    f"{at}: {name!r} is empty; a similarity pair needs both texts (it is encoded in both orders)."
-                )
+            if row[name] is None:
+                raise RecipeError(f"{at}: the field {name!r} is missing {missing}.")
+            _check_text(at, name, row[name], num_choices, reference)
         label = row[target]
-        if label is None:
-            raise RecipeError(f"{at}: the field {target!r} is missing (a {family} row needs {', '.join(row)}).")
+        if _is_missing(label):
+            raise RecipeError(f"{at}: the field {target!r} is missing {missing}.")
         if target == "score":
             if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
                 raise RecipeError(f"{at}: score {label!r} must be a finite number.")
-            continue
-        if family == "multiple_choice":
+        elif family == "multiple_choice":
             if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_choices:
                 raise RecipeError(
                     f"{at}: label {label!r} must be the index of the right choice, an int in [0, {num_choices})."
                 )
-            continue
-        if isinstance(label, str):
-            if names is None or label not in names:
-                known = f"one of the class names {list(names)}" if names else "an int: the other labels are ints"
-                raise RecipeError(f"{at}: label {label!r} is not {known}.")
-        elif isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_labels:
-            classes = f" ({', '.join(names)})" if names else ""
-            raise RecipeError(f"{at}: label {label!r} is out of range: class ids are in [0, {num_labels}){classes}.")
+        else:
+            _check_class(at, label, classes)
+
+
+def _check_text(at: str, name: str, value, num_choices: int | None, reference: str):
+    """A text field: a string with more than whitespace; `choices`: a list of such strings, as many as the first
+    training row has (`reference`)."""
+    if name != "choices":
+        if not isinstance(value, str):
+            raise RecipeError(f"{at}: {name!r} must be a string, got {type(value).__name__} {value!r:.60}.")
+        if not value.strip():
+            blank = " (only whitespace)" if value else ""
+            raise RecipeError(
+                f"{at}: {name!r} is empty{blank}: the model would read no text there; fix or drop the row."
+            )
+        return
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) < 2:
+        raise RecipeError(f"{at}: 'choices' must be a list of at least 2 strings, got {value!r:.100}.")
+    for number, choice in enumerate(value):
+        if not isinstance(choice, str):
+            raise RecipeError(f"{at}: every choice must be a string, got {choice!r:.60} (choice {number}).")
+        if not choice.strip():
+            blank = " (only whitespace)" if choice else ""
+            raise RecipeError(f"{at}: choice {number} of 'choices' is empty{blank}; fix or drop the row.")
+    if len(value) != num_choices:
+        raise RecipeError(
+            f"{at}: {len(value)} choices, but {reference} has {num_choices}: every row of a multiple choice task "
+            f"needs the same number of choices."
+        )
+
+
+def _check_class(at: str, label, classes: _Classes):
+    """A class label: one of the class names, or an int id in [0, num_labels) where ints are ids."""
+    names = classes.names
+    if isinstance(label, str):
+        if names is None:
+            raise RecipeError(
+                f"{at}: label {label!r} is a name, but the training labels are class ids (ints); give --label_names "
+                f"to name the ids."
+            )
+        if label not in names:
+            near = [name for name in names if name.casefold() == label.strip().casefold()]
+            hint = f" Did you mean {near[0]!r}? Labels must match exactly." if near else ""
+            raise RecipeError(
+                f"{at}: label {label!r} is not one of the class names {list(names)} ({classes.source}).{hint}"
+            )
+        return
+    if isinstance(label, bool) or not isinstance(label, int):
+        raise RecipeError(
+            f"{at}: label {label!r} must be a class name or an int class id, not {type(label).__name__}."
+        )
+    if not classes.ids:
+        raise RecipeError(
+            f"{at}: label {label} is an int, but the class names {list(names)} come from {classes.source}, which "
+            f"gives them no ids: write the label as a name, or give --label_names (in id order)."
+        )
+    if not 0 <= label < classes.num_labels:
+        shown = f" ({', '.join(names)})" if names else ""
+        raise RecipeError(f"{at}: label {label} is out of range: class ids are in [0, {classes.num_labels}){shown}.")
 
 
 def _to_layout(part: _Part, family: str, target: str, names: tuple[str, ...] | None, num_labels: int) -> Dataset:
@@ -415,13 +670,18 @@ def load_task_data(
     data_dir: str | None = None,
     column_mapping: Mapping[str, str] | None = None,
     label_names: Sequence[str] | None = None,
+    model_classes: Sequence[str] | None = None,
     num_labels: int | None = None,
     similarity_target: str | None = None,
     validation_split_percentage: float = 10.0,
     seed: int = 0,
     cache_dir: str | None = None,
 ) -> TaskData:
-    """Loads, maps and checks a task's data (see the module docstring); `RecipeError` on any bad input."""
+    """Loads, maps and checks a task's data (see the module docstring); `RecipeError` on any bad input.
+
+    `model_classes` are the class names, in id order, of the fine-tuned model that is trained further (its id2label):
+    the label set when neither `label_names` nor the dataset's features give one. Tasks without classes ignore it.
+    """
     _check_family(family)
     column_mapping = dict(column_mapping or {})
     if bool(train_files) == bool(dataset_name):
@@ -438,10 +698,13 @@ def load_task_data(
     fields = _required_fields(family, target)
     for part in parts:
         _check_columns(part, fields)
-    names, num_labels, num_choices = _classes(family, target, parts, spec, label_names, num_labels)
-    reference = f"{parts[0].where}, row 0"
+    if target == "label":
+        for part in parts:
+            _check_float_labels(part, family)
+    classes, num_choices = _classes(family, target, parts, spec, label_names, model_classes, num_labels)
+    names, num_labels = (classes.names, classes.num_labels) if classes else (None, 1)  # 1: a score, per choice
     for part in parts:
-        _check_rows(part, family, target, names, num_labels, num_choices, reference)
+        _check_rows(part, family, target, classes, num_choices, parts[0].at(0))
 
     splits: dict[str, list[Dataset]] = {}
     for part in parts:
@@ -496,22 +759,22 @@ def _target(family: str, parts: list[_Part], spec: HubTask | None, similarity_ta
     return target
 
 
-def _classes(family, target, parts, spec, label_names, num_labels) -> tuple[tuple[str, ...] | None, int, int | None]:
-    """(class names, the task head's outputs, the number of choices of a multiple-choice task)."""
+def _classes(
+    family, target, parts, spec, label_names, model_classes, num_labels
+) -> tuple[_Classes | None, int | None]:
+    """(the classes, None for a task without: a score, or one per choice; the number of choices of multiple choice)."""
     if family != "multiple_choice" and target != "score":
-        return (*_class_names(family, parts, spec, label_names, num_labels), None)
+        return _class_names(family, parts, spec, label_names, model_classes, num_labels), None
     if label_names:
         raise RecipeError(f"--label_names is for class labels; this {family} task learns {target}s.")
     if family != "multiple_choice":
-        return None, 1, None  # one regression output
+        return None, None
     first = parts[0]
     _, row = next(_iter_rows(first, ["choices"]))
     choices = row["choices"]
     if isinstance(choices, str) or not isinstance(choices, Sequence) or len(choices) < 2:
-        raise RecipeError(
-            f"{first.where}, row 0: 'choices' must be a list of at least 2 strings, got {choices!r:.100}."
-        )
-    return None, 1, len(choices)  # one score per choice
+        raise RecipeError(f"{first.at(0)}: 'choices' must be a list of at least 2 strings, got {choices!r:.100}.")
+    return None, len(choices)
 
 
 def _hold_out(dataset: DatasetDict, rows: int | None, percentage: float, seed: int) -> DatasetDict:
