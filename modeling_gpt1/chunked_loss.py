@@ -2,6 +2,8 @@
 
 - `chunked_lm_head_loss` (through `ChunkedLMHeadLoss`) is transformers' causal-LM loss of `lm_head(hidden_states)`
   without the (B, T, vocab_size) logits: the gradients are computed chunk by chunk in the forward pass.
+- `loss_divisor` / `lm_loss_divisor`: what a summed loss is divided by, for both paths, so that a batch without
+  targets has loss 0 and zero gradients, never NaN.
 - `TiedWeightGrad` and `tied_embedding` (through `TiedEmbedding`) let the token embedding's backward add its rows to
   the head's weight gradient in place, where autograd would build a second (vocab_size, n_embd) gradient and add.
 
@@ -12,6 +14,8 @@ import weakref
 
 import torch
 from torch import nn
+
+from .input_checks import check_num_items_in_batch
 
 
 class ChunkedLMHeadLoss(torch.autograd.Function):
@@ -106,11 +110,36 @@ def chunked_lm_head_loss(
     targets = shift_labels.reshape(-1).to(hidden_states.device)  # (B*T,)
     hidden_states = hidden_states.reshape(-1, hidden_states.shape[-1])  # (B*T, C)
     valid = (targets != ignore_index).float()  # (B*T,)
-    if num_items_in_batch is None:
-        divisor = valid.sum()  # a mean over no target is NaN, as in transformers
-    else:
-        divisor = torch.as_tensor(num_items_in_batch, device=hidden_states.device).float()
+    divisor = loss_divisor(valid.sum(), num_items_in_batch)
     return ChunkedLMHeadLoss.apply(hidden_states, weight, targets, valid / divisor, chunk_size, tied_grad)
+
+
+def loss_divisor(num_targets: torch.Tensor, num_items_in_batch: torch.Tensor | float | None) -> torch.Tensor:
+    """What a loss summed over a batch's `num_targets` targets is divided by: their number (the mean), or Trainer's
+    `num_items_in_batch`, the targets of the whole accumulated batch (gradient accumulation then equals one large
+    batch), after `check_num_items_in_batch`.
+
+    A batch without targets (every label -100) divides by 1: its loss is 0 and its gradients are zero. A mean over no
+    target would be 0 / 0 = NaN; transformers' loss gives NaN with zero gradients, and the chunked loss, whose
+    gradients scale with 1 / divisor, would give NaN gradients, which one optimizer step spreads to every parameter.
+    """
+    check_num_items_in_batch(num_items_in_batch, num_targets)
+    divisor = num_targets if num_items_in_batch is None else torch.as_tensor(num_items_in_batch)
+    divisor = divisor.to(num_targets.device, torch.float32)
+    return torch.where(divisor > 0, divisor, 1.0)
+
+
+def lm_loss_divisor(
+    labels: torch.Tensor,
+    num_items_in_batch: torch.Tensor | float | None = None,
+    ignore_index: int = -100,
+    shift_labels: torch.Tensor | None = None,
+    **kwargs,
+) -> torch.Tensor:
+    """`loss_divisor` of the causal-LM loss of `labels` (B, T): its targets are `labels[..., 1:]` (or `shift_labels`),
+    as in transformers' `ForCausalLMLoss`. The plain path passes it to that loss as `num_items_in_batch`."""
+    targets = shift_labels if shift_labels is not None else labels[..., 1:]
+    return loss_divisor((targets != ignore_index).sum(), num_items_in_batch)
 
 
 class TiedWeightGrad:
@@ -185,4 +214,12 @@ def tied_embedding(input_ids: torch.Tensor, weight: torch.Tensor, tied_grad: Tie
     return embeddings
 
 
-__all__ = ["ChunkedLMHeadLoss", "TiedEmbedding", "TiedWeightGrad", "chunked_lm_head_loss", "tied_embedding"]
+__all__ = [
+    "ChunkedLMHeadLoss",
+    "TiedEmbedding",
+    "TiedWeightGrad",
+    "chunked_lm_head_loss",
+    "lm_loss_divisor",
+    "loss_divisor",
+    "tied_embedding",
+]

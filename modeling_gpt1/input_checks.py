@@ -5,9 +5,30 @@ Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copie
 fields only (`vocab_size`, `n_positions`, `n_embd`, `n_head`).
 """
 
+import difflib
+import inspect
+import math
+from collections.abc import Callable
+
 import torch
 from transformers import PreTrainedConfig
 from transformers.cache_utils import Cache
+from transformers.loss.loss_utils import LOSS_MAPPING
+from transformers.modeling_flash_attention_utils import FlashAttentionKwargs
+from transformers.utils.generic import TransformersKwargs
+
+# The keyword arguments a forward takes beyond its own parameters, read from transformers: those every transformers
+# model takes (`TransformersKwargs`: Trainer's `num_items_in_batch`, `output_attentions`, `output_hidden_states`, the
+# packed-sequence lengths of `FlashAttentionKwargs` for the attention backends, ...), and the causal-LM loss's own
+# (`shift_labels`, `ignore_index`). Then two names older callers pass: `past_key_values` (the cache's name before
+# transformers 5.24) and `cache_position` (given by earlier transformers; the cache knows its length). `return_dict`
+# never gets here: transformers' output decorators take it.
+_LOSS_PARAMETERS = inspect.signature(LOSS_MAPPING["ForCausalLM"]).parameters
+_LOSS_KWARGS = set(_LOSS_PARAMETERS) - {"logits", "labels", "vocab_size", "kwargs"}
+FORWARD_KWARGS = frozenset(
+    {*TransformersKwargs.__annotations__, *FlashAttentionKwargs.__annotations__, *_LOSS_KWARGS}
+    | {"past_key_values", "cache_position"}
+)
 
 
 def check_inputs(
@@ -131,6 +152,22 @@ def check_inputs(
     return past_length
 
 
+def check_forward_kwargs(forward: Callable, kwargs: dict) -> None:
+    """A keyword argument that `forward` (a model's forward, with `**kwargs`) neither names nor passes on to
+    transformers (`FORWARD_KWARGS`) is a ValueError naming it and the accepted ones, where it would be swallowed
+    silently (a misspelt `attention_masks=` would run the batch without its mask)."""
+    unknown = [name for name in kwargs if name not in FORWARD_KWARGS]
+    if not unknown:
+        return
+    own = [name for name in inspect.signature(forward).parameters if name not in ("self", "kwargs")]
+    close = difflib.get_close_matches(unknown[0], [*own, *FORWARD_KWARGS], n=1)
+    raise ValueError(
+        f"{forward.__qualname__}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+        f"{', '.join(map(repr, unknown))}" + (f" (did you mean {close[0]!r}?)" if close else "") + f". It takes "
+        f"{', '.join(own)}, and the keyword arguments of transformers: {', '.join(sorted(FORWARD_KWARGS))}."
+    )
+
+
 def check_labels(config: PreTrainedConfig, labels: torch.Tensor, expected_shape: tuple[int, ...]) -> None:
     """Next-token targets: the input's shape, integer ids in the vocabulary or -100 (ignored)."""
     if tuple(labels.shape) != tuple(expected_shape):
@@ -152,4 +189,23 @@ def check_labels(config: PreTrainedConfig, labels: torch.Tensor, expected_shape:
             )
 
 
-__all__ = ["check_inputs", "check_labels"]
+def check_num_items_in_batch(num_items_in_batch: torch.Tensor | float | None, num_targets: torch.Tensor) -> None:
+    """Trainer's `num_items_in_batch`, the number of targets in the whole accumulated batch that a summed loss is
+    divided by: a finite positive number (a tensor of them under DataParallel), or 0 when this batch has no target
+    either (a fully ignored accumulation window, whose loss is 0). 0 with targets would give an infinite loss, a
+    negative number a negative one. `num_targets` is this batch's count. Skipped while torch.compile traces."""
+    if num_items_in_batch is None or torch.compiler.is_compiling():
+        return
+    is_tensor = isinstance(num_items_in_batch, torch.Tensor)
+    value = num_items_in_batch.min().item() if is_tensor else num_items_in_batch
+    targets = int(num_targets)
+    if not (math.isfinite(value) and (value > 0 or (value == 0 and targets == 0))):
+        raise ValueError(
+            f"`num_items_in_batch` (the number of targets in the whole accumulated batch, which the summed loss is "
+            f"divided by) must be a positive number, got {value}"
+            + (f" while this batch alone has {targets} targets" if targets else "")
+            + ". Pass None for the mean over this batch's targets."
+        )
+
+
+__all__ = ["FORWARD_KWARGS", "check_forward_kwargs", "check_inputs", "check_labels", "check_num_items_in_batch"]

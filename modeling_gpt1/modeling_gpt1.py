@@ -32,7 +32,7 @@ from transformers.utils import ModelOutput, can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, tied_embedding
+from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, lm_loss_divisor, loss_divisor, tied_embedding
 from .configuration_gpt1 import GPT1OriginsConfig
 from .fine_tuning import (
     check_task_inputs,
@@ -43,7 +43,7 @@ from .fine_tuning import (
     task_problem_type,
 )
 from .hub import HubMixin
-from .input_checks import check_inputs, check_labels
+from .input_checks import check_forward_kwargs, check_inputs, check_labels
 from .loading import StrictLoadingMixin
 
 logger = logging.get_logger(__name__)
@@ -278,6 +278,7 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
 
         Returns `BaseModelOutputWithPast` with `last_hidden_state` (B, T, n_embd) and `cache`.
         """
+        check_forward_kwargs(self.forward, kwargs)
         kwargs.pop("output_attentions", None)
         kwargs.pop("output_hidden_states", None)
         if cache is None:
@@ -365,6 +366,7 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
         and `logits` is None: a training step never holds the logits of the whole batch. `model.eval()`, or
         `config.loss_chunk_size = None`, gives the logits.
         """
+        check_forward_kwargs(self.forward, kwargs)
         chunked_loss = labels is not None and self.training and bool(self.config.loss_chunk_size)
         tied_grad = None
         if chunked_loss and input_ids is not None:
@@ -394,7 +396,9 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
         else:
             logits = self.lm_head(hidden_states)  # (B, T, vocab_size)
             if labels is not None:
-                loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+                # transformers' loss, divided by the count of targets (or Trainer's): 0 for a batch without targets.
+                loss_kwargs = {**kwargs, "num_items_in_batch": lm_loss_divisor(labels, **kwargs)}
+                loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **loss_kwargs)
 
         return CausalLMOutputWithPast(
             loss=loss,
@@ -526,7 +530,8 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             sums over examples divided by it, so gradient accumulation equals one large batch.
         """
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
-        kwargs.pop("use_cache", None)
+        kwargs.pop("use_cache", None)  # no cache: each example is read whole
+        check_forward_kwargs(self.forward, kwargs)
         input_shape = check_task_inputs(
             self.config, self.task_type, input_ids, inputs_embeds, attention_mask, mc_token_ids
         )  # (B, T) or (B, N, T)
@@ -640,11 +645,10 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         labels = labels.to(logits.device)
         per_example, weights = task_loss_per_example(problem_type, logits, labels)  # (B,), (B,)
         # Both losses are reduced the same way: mean over labelled examples, or their sum over the accumulated batch's
-        # count when Trainer gives it (it counts label entries: num_labels per example for multi-label).
-        if num_items_in_batch is not None:
-            denominator = num_items_in_batch / (labels.numel() // batch_size)
-        else:
-            denominator = weights.sum().clamp(min=1)
+        # count when Trainer gives it (it counts label entries: num_labels per example for multi-label). A batch
+        # without a labelled example divides by 1: loss 0, zero gradients.
+        label_entries = loss_divisor(labels.ne(-100).sum(), num_items_in_batch)
+        denominator = label_entries / (labels.numel() // batch_size)
         task_loss = (per_example * weights).sum() / denominator
         if input_ids is None:
             return task_loss, task_loss, None

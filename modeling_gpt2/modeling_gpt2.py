@@ -31,10 +31,10 @@ from transformers.utils import can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, tied_embedding
+from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, lm_loss_divisor, tied_embedding
 from .configuration_gpt2 import GPT2OriginsConfig
 from .hub import HubMixin
-from .input_checks import check_inputs, check_labels
+from .input_checks import check_forward_kwargs, check_inputs, check_labels
 from .loading import StrictLoadingMixin
 
 logger = logging.get_logger(__name__)
@@ -261,6 +261,7 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
 
         Returns `BaseModelOutputWithPast` with `last_hidden_state` (B, T, n_embd) and `cache`.
         """
+        check_forward_kwargs(self.forward, kwargs)
         kwargs.pop("output_attentions", None)
         kwargs.pop("output_hidden_states", None)
         if cache is None:
@@ -345,6 +346,7 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
         and `logits` is None: a training step never holds the logits of the whole batch. `model.eval()`, or
         `config.loss_chunk_size = None`, gives the logits.
         """
+        check_forward_kwargs(self.forward, kwargs)
         chunked_loss = labels is not None and self.training and bool(self.config.loss_chunk_size)
         tied_grad = None
         if chunked_loss and input_ids is not None:
@@ -374,7 +376,9 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
         else:
             logits = self.lm_head(hidden_states)  # (B, T, vocab_size)
             if labels is not None:
-                loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+                # transformers' loss, divided by the count of targets (or Trainer's): 0 for a batch without targets.
+                loss_kwargs = {**kwargs, "num_items_in_batch": lm_loss_divisor(labels, **kwargs)}
+                loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **loss_kwargs)
 
         return CausalLMOutputWithPast(
             loss=loss,
