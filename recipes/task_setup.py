@@ -20,7 +20,13 @@ from transformers import (
 import modeling_gpt1
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, GPT1TaskCollator, GPT1TaskEncoder
 from modeling_gpt1.configuration_gpt1 import PRESETS
-from modeling_gpt1.tokenization_gpt1 import DELIMITER_TOKEN, EXTRACT_TOKEN, START_TOKEN, with_task_template
+from modeling_gpt1.tokenization_gpt1 import (
+    DELIMITER_TOKEN,
+    EXTRACT_TOKEN,
+    SPECIAL_TOKENS,
+    START_TOKEN,
+    with_task_template,
+)
 
 from .checkpointing import ARCHITECTURE_FIELDS
 from .errors import RecipeError
@@ -43,6 +49,7 @@ def get_task_data(args) -> TaskData:
         data_dir=args.dataset_data_dir,
         column_mapping=args.columns,
         label_names=args.label_names,
+        model_classes=fine_tuned_classes(args),
         num_labels=args.num_labels,
         similarity_target=args.similarity_target,
         validation_split_percentage=args.validation_split_percentage,
@@ -58,6 +65,22 @@ def get_task_data(args) -> TaskData:
 
 def is_preset(name: str) -> bool:
     return name in PRESETS and not Path(name).exists()
+
+
+def fine_tuned_classes(args) -> list[str] | None:
+    """The class names, in id order, of a GPT-1 fine-tuned for this --task_type (its config's id2label): the label set
+    that fine-tuning it further keeps. None for any other model, and for transformers' placeholders LABEL_0, ..."""
+    if is_preset(args.model_name_or_path):
+        return None
+    try:
+        config = PreTrainedConfig.get_config_dict(args.model_name_or_path)[0]
+    except (OSError, ValueError):
+        return None  # get_model says what is wrong with it
+    id2label = config.get("id2label") or {}
+    names = [id2label[key] for key in sorted(id2label, key=int)]
+    if config.get("task_type") != args.task_type or names == [f"LABEL_{i}" for i in range(len(names))]:
+        return None
+    return names
 
 
 def has_task_template(tokenizer) -> bool:
@@ -130,6 +153,31 @@ def task_config_fields(args, task: TaskData, tokenizer) -> dict:
     return fields
 
 
+def check_vocabulary(args, tokenizer, vocab_size: int):
+    """A pre-trained embedding has a row for each token of the vocabulary it learned, by id. The tokenizer may go past
+    it only by the special tokens that fine-tuning appends (`add_task_tokens`; their rows are new, N(0, 0.02), and
+    learned in fine-tuning): any other token there would get a row the model never learned. A --tokenizer from
+    elsewhere must also not be smaller (its ids would name other words); the model's own tokenizer may be, for a
+    vocabulary padded to a round size."""
+    name = args.model_name_or_path
+    source = f"--tokenizer {args.tokenizer!r}" if args.tokenizer else f"the tokenizer of {name!r}"
+    past = tokenizer.convert_ids_to_tokens(list(range(vocab_size, len(tokenizer))))
+    unknown = [token for token in past if token not in SPECIAL_TOKENS]
+    smaller = args.tokenizer is not None and len(tokenizer) < vocab_size
+    if unknown or smaller:
+        what = (
+            f"{len(unknown):,} tokens past the embedding ({', '.join(map(repr, unknown[:3]))}, ...) are not "
+            f"the task tokens fine-tuning adds ({', '.join(SPECIAL_TOKENS)}) and would get rows it never learned"
+            if unknown
+            else "its token ids would name other words than the embedding learned"
+        )
+        raise RecipeError(
+            f"{source} has {len(tokenizer):,} tokens, but the embedding of --model_name_or_path {name!r} has "
+            f"{vocab_size:,}: {what}. Fine-tune a pre-trained model with the tokenizer it was trained with (leave out "
+            f"--tokenizer to use the model's own); only a preset (random weights) takes any tokenizer."
+        )
+
+
 def get_model(args, task: TaskData, tokenizer, added_tokens) -> tuple[GPT1OriginsDoubleHeadsModel, int]:
     """A preset with random weights, or the weights of a GPT-1 folder / Hub name (LM, double-heads, transformers'
     openai-gpt), with the task's head and, for added task tokens, grown and N(0, 0.02)-initialised embedding rows;
@@ -164,6 +212,8 @@ def get_model(args, task: TaskData, tokenizer, added_tokens) -> tuple[GPT1Origin
     max_length = args.max_length or min(config.n_positions, 512)
     if max_length > config.n_positions:
         raise RecipeError(f"--max_length {max_length} is more than the model's n_positions={config.n_positions}.")
+    if not is_preset(name):
+        check_vocabulary(args, tokenizer, config.vocab_size)
 
     if is_preset(name):
         model = GPT1OriginsDoubleHeadsModel._from_config(config, attn_implementation=args.attn_implementation)
