@@ -362,7 +362,7 @@ def _json_rows(lines, where: str) -> list[int]:
         if not text.strip():
             continue
         try:
-            record = json.loads(text)
+            record = json.loads(text.rstrip("\r\n"))  # columns then count within the line
         except json.JSONDecodeError as error:
             raise RecipeError(
                 f"{where}, line {number}, column {error.colno}: not JSON ({error.msg}): each line of a JSON Lines "
