@@ -222,13 +222,14 @@ def _file_format(path: str, where: str) -> str:
     return builder
 
 
-def _read_file(path: str, split: str, option: str, cache_dir: str | None) -> _Part:
+def _read_file(path: str, split: str, option: str, cache_dir: str | None, fields: frozenset[str]) -> _Part:
+    """One local file; `fields` are its columns that become the layout's (whose JSON types `_JsonTypes` checks)."""
     where = f"{option} {path}"
     with open(path, "rb") as file:
         if not file.read(1 << 16).strip():
             raise RecipeError(f"{where} is empty: a {split} file needs at least one row.")
     file_format = _file_format(path, where)
-    lines = _scan_file(path, where, file_format)
+    lines = _scan_file(path, where, file_format, _JsonTypes(where, fields))
     builder, kwargs = ("csv", {"delimiter": "\t"}) if file_format == "tsv" else (builder_for(path), {})
     try:
         rows = load_dataset(builder, data_files=[os.fspath(path)], split="train", cache_dir=cache_dir, **kwargs)
@@ -261,10 +262,49 @@ _OTHER_ENCODINGS = (  # byte-order marks of files that are not UTF-8; UTF-32's f
 )
 
 
-def _scan_file(path: str, where: str, file_format: str) -> list[int] | None:
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}[type(value)]
+
+
+class _JsonTypes:
+    """Each row of a JSON file must be an object, and each of the task's `fields` keep its JSON type from row to row
+    (null aside): datasets stores a field as one typed column, and fails on a change or turns a stray 1 among label
+    names into "1". Other fields are datasets' business: they are dropped."""
+
+    def __init__(self, where: str, fields: frozenset[str]):
+        self.where, self.fields = where, fields
+        self.seen: dict[str, tuple[str, str]] = {}  # field -> (its JSON type, the position it was first seen at)
+
+    def check(self, record, position: str):
+        """`position`: "line 3" of JSON Lines, "row 2" of a JSON array."""
+        if not isinstance(record, dict):
+            raise RecipeError(
+                f"{self.where}, {position}: a JSON {_json_type(record)} ({record!r:.60}); each row is a JSON object "
+                f"of fields."
+            )
+        for name in self.fields.intersection(record):
+            value = record[name]
+            kind = _json_type(value)
+            if kind == "null":
+                continue
+            first_kind, first_position = self.seen.setdefault(name, (kind, position))
+            if kind != first_kind:
+                raise RecipeError(
+                    f"{self.where}, {position}: {name!r} is a {kind} ({value!r:.60}), but a {first_kind} at "
+                    f"{first_position}: a field must have the same type in every row."
+                )
+
+
+def _scan_file(path: str, where: str, file_format: str, types: _JsonTypes) -> list[int] | None:
     """The 1-based line of each row of a .jsonl / .csv / .tsv file (None for a JSON array or a Parquet file: their
     rows are named by index); a `RecipeError` naming the line for bytes that are not UTF-8 and for rows that datasets
-    would fail on or misread (see `_json_rows`, `_csv_rows`)."""
+    would fail on or misread (see `_json_rows`, `_JsonTypes`, `_csv_rows`)."""
     unreadable = Path(path).suffix.lower() in _COMPRESSIONS and not fsspec.utils.infer_compression(path)
     if file_format == "parquet" or unreadable:  # binary, or compressed as only datasets' extractors read (.zst, .lz4)
         return None
@@ -272,7 +312,7 @@ def _scan_file(path: str, where: str, file_format: str) -> list[int] | None:
     if file_format in ("csv", "tsv"):
         return _csv_rows(lines, where, "\t" if file_format == "tsv" else ",")
     if file_format == "jsonl":
-        return _json_rows(lines, where)
+        return _json_rows(lines, where, types)
     # A .json file: one JSON document (an array of rows: named by index) or, as datasets also reads it, JSON Lines.
     lines = list(lines)
     text = "".join(line for _, line in lines)
@@ -284,11 +324,10 @@ def _scan_file(path: str, where: str, file_format: str) -> list[int] | None:
                 f"{where}, line {error.lineno}, column {error.colno}: not JSON ({error.msg}): a .json file holds a "
                 f"JSON array of rows, or one JSON object per line."
             ) from None
-        return _json_rows(lines, where)
+        return _json_rows(lines, where, types)
     if isinstance(document, list):
-        seen = {}
         for index, record in enumerate(document):
-            _check_json_row(record, where, f"row {index}", seen)
+            types.check(record, f"row {index}")
     return None
 
 
@@ -324,40 +363,10 @@ def _text_lines(path: str, where: str):
                 ) from None
 
 
-def _json_type(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    return {str: "string", list: "list", dict: "object"}[type(value)]
-
-
-def _check_json_row(record, where: str, position: str, seen: dict[str, tuple[str, str]]):
-    """A row (at `position`: "line 3", "row 2") of a JSON file must be an object whose fields keep their JSON type from
-    row to row, null aside: datasets stores each field as one typed column, and fails on a change or turns a stray 1
-    among label names into "1". `seen` maps each field to its type and the position it was first seen at."""
-    if not isinstance(record, dict):
-        raise RecipeError(
-            f"{where}, {position}: a JSON {_json_type(record)} ({record!r:.60}); each row is a JSON object of fields."
-        )
-    for name, value in record.items():
-        kind = _json_type(value)
-        if kind == "null":
-            continue
-        first_kind, first_position = seen.setdefault(name, (kind, position))
-        if kind != first_kind:
-            raise RecipeError(
-                f"{where}, {position}: {name!r} is a {kind} ({value!r:.60}), but a {first_kind} at {first_position}: "
-                f"a field must have the same type in every row."
-            )
-
-
-def _json_rows(lines, where: str) -> list[int]:
+def _json_rows(lines, where: str, types: _JsonTypes) -> list[int]:
     """The line of each row of a JSON Lines file (blank lines are skipped, as datasets skips them); a `RecipeError`
-    naming the line and column of one that is not JSON, and the line of a row that `_check_json_row` refuses."""
-    rows, seen = [], {}
+    naming the line and column of one that is not JSON, and the line of a row that `types` refuses."""
+    rows = []
     for number, text in lines:
         if not text.strip():
             continue
@@ -368,7 +377,7 @@ def _json_rows(lines, where: str) -> list[int]:
                 f"{where}, line {number}, column {error.colno}: not JSON ({error.msg}): each line of a JSON Lines "
                 f"file holds one JSON object."
             ) from None
-        _check_json_row(record, where, f"line {number}", seen)
+        types.check(record, f"line {number}")
         rows.append(number)
     return rows
 
@@ -692,7 +701,7 @@ def load_task_data(
         spec, parts, source = _read_hub(family, dataset_name, dataset_config_name, data_dir, cache_dir, column_mapping)
     else:
         spec, source = None, ", ".join(os.fspath(path) for path in train_files)
-        parts = _read_files(train_files, validation_files, test_files, column_mapping, cache_dir)
+        parts = _read_files(family, train_files, validation_files, test_files, column_mapping, cache_dir)
 
     target = _target(family, parts, spec, similarity_target)
     fields = _required_fields(family, target)
@@ -730,7 +739,12 @@ def _read_hub(family, dataset_name, config_name, data_dir, cache_dir, column_map
     return spec, parts, dataset_name + (f" ({config_name})" if config_name else "")
 
 
-def _read_files(train_files, validation_files, test_files, column_mapping, cache_dir) -> list[_Part]:
+def _read_files(family, train_files, validation_files, test_files, column_mapping, cache_dir) -> list[_Part]:
+    layout = {*TEXT_FIELDS[family], "label", "score"}
+    # The files' names of the layout's fields: renamed by --column_mapping, or already the layout's.
+    fields = frozenset(
+        {old for old, new in column_mapping.items() if new in layout} | (layout - {*column_mapping.values()})
+    )
     parts = []
     for split, files, option in (
         ("train", train_files, "--train_file"),
@@ -739,7 +753,7 @@ def _read_files(train_files, validation_files, test_files, column_mapping, cache
     ):
         check_files_exist(files, option)
         for path in files or []:
-            part = _read_file(os.fspath(path), split, option, cache_dir)
+            part = _read_file(os.fspath(path), split, option, cache_dir, fields)
             part.rows = _rename(part.rows, column_mapping, part.where)
             parts.append(part)
     return parts

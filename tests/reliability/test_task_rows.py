@@ -177,6 +177,16 @@ def test_good_files_next_to_the_bad_ones_load(tmp_path):
     assert task.label_names == ("positive", "negative")
     assert task.dataset.num_rows == {"train": 5, "validation": 1}
 
+    # A field the task does not read may change its type (datasets reads it, then it is dropped); a renamed one not.
+    rows = jsonl(*[{"sentence": row["text"], "label": row["label"], "id": [7, "b7"][i % 2]} for i, row in
+                   enumerate(POLARITY * 2)])  # fmt: skip
+    task = load_task_data("classification", **write(tmp_path / "other", {"train": ("t.jsonl", rows)}),
+                          column_mapping={"sentence": "text"})  # fmt: skip
+    assert task.dataset["train"].column_names == ["text", "label"]
+    with pytest.raises(RecipeError, match=r"t.jsonl, line 2: 'id' is a string \('b7'\), but a number at line 1"):
+        load_task_data("classification", **write(tmp_path / "renamed", {"train": ("t.jsonl", rows)}),
+                       column_mapping={"sentence": "text", "id": "label"})  # fmt: skip
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Through the recipe: the fine-tuned model's classes, a tokenizer that is not the model's, the command line.
