@@ -31,9 +31,9 @@ Every row is checked before any training time is spent; a bad one is a `RecipeEr
 the place (`line N`, 1-based, of a .jsonl / .csv / .tsv file; otherwise `row N`, counted from 0 as `dataset[row]`) and
 what is wrong. A .jsonl, .json, .csv or .tsv file is read line by line first (`_scan_file`), so that what `datasets`
 would fail on or misread is named with its line: bytes that are not UTF-8 (UTF-16 and UTF-32 files among them), a line
-that is not a JSON object, a field whose JSON type changes from row to row, a CSV row with more cells than its header.
-Then each row: a missing field, a text that is not a string or is empty (only whitespace), a label that is out of
-range or not a class name, a multiple-choice row with another number of choices than the first training row.
+that is not a JSON object, a task field whose JSON type changes from row to row, a CSV row with more cells than its
+header. Then each row: a missing field, a text that is not a string or is empty (only whitespace), a label that is out
+of range or not a class name, a multiple-choice row with another number of choices than the first training row.
 """
 
 import codecs
@@ -560,13 +560,11 @@ def _check_float_labels(part: _Part, family: str):
     cell is named (not the first 1.0); so is the first float of a column of numbers that are not all ints."""
     if getattr(part.rows.features["label"], "dtype", None) not in ("float16", "float32", "float64"):
         return
-    rows = list(_iter_rows(part, ["label"]))
-    index, row = next(((index, row) for index, row in rows if _is_missing(row["label"])), rows[0])
-    if _is_missing(row["label"]):
-        raise RecipeError(f"{part.at(index)}: the field 'label' is missing (every {family} row needs one).")
-    raise RecipeError(
-        f"{part.at(index)}: label {row['label']!r} must be an int class id or a class name, not a float."
-    )
+    labels = part.rows["label"]
+    empty = next((index for index, label in enumerate(labels) if _is_missing(label)), None)
+    if empty is not None:
+        raise RecipeError(f"{part.at(empty)}: the field 'label' is missing (every {family} row needs one).")
+    raise RecipeError(f"{part.at(0)}: label {labels[0]!r} must be an int class id or a class name, not a float.")
 
 
 def _check_rows(
