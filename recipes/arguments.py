@@ -13,6 +13,7 @@ checks run before the recipe does any work, and nothing changes the parsed optio
 """
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -155,6 +156,11 @@ def parse_arguments(dataclass_types, argv=None, prog=None, description=None, def
 
 
 def at_least(name: str, value, minimum):
-    """The range checks of `__post_init__`: `value` (when given) must be >= `minimum`."""
-    if value is not None and value < minimum:
+    """The range checks of `__post_init__`: `value` (when given) must be a finite number >= `minimum` (NaN fails every
+    comparison, so it is refused by name)."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"--{name} must be a finite number, got {value}")
+    if value < minimum:
         raise ValueError(f"--{name} must be at least {minimum}, got {value}")

@@ -4,7 +4,8 @@ A checkpoint is `accelerator.save_state` (model, optimizer, scheduler, RNG state
 training progress) plus the model's `config.json` and the tokenizer, in `<root>/step_00000100/`. It is written as
 
 1. `<root>/.step_00000100.tmp/` (a stale one from a killed save is removed first), by every process;
-2. every file and folder in it fsync-ed, then the marker `checkpoint_complete.json` written and fsync-ed;
+2. every file and folder in it fsync-ed, then the marker `checkpoint_complete.json` written and fsync-ed, with the
+   sha256 of every file;
 3. renamed to `<root>/step_00000100` with one `os.replace` (atomic on POSIX file systems), the parent fsync-ed;
 4. then, and only then, the oldest complete checkpoints beyond `total_limit` deleted.
 
@@ -12,8 +13,10 @@ A process killed at any moment therefore leaves either the new checkpoint comple
 reads, and the previous complete checkpoints untouched. `latest_checkpoint` returns the newest folder that holds the
 marker. Steps 2-4 run on the main process; on several machines `root` must be on a shared file system.
 
-Resuming reads nothing that could run code: `resolve_checkpoint` refuses a checkpoint whose pickled training progress
-holds more than plain data (accelerate unpickles those files in full).
+Resuming reads nothing damaged and nothing that could run code: `resolve_checkpoint` refuses a checkpoint whose files
+differ from the digests in its marker (a truncated RNG state, optimizer or scheduler file, flipped bytes in the
+weights: Accelerate would log some of these at info level and resume inexactly) and one whose pickled training
+progress holds more than plain data (accelerate unpickles those files in full).
 
 A save that fails with an OSError (disk full, read-only or vanished folder) removes its `.tmp` folder, puts back a
 checkpoint of the same step it was replacing, and raises `CheckpointWriteError`, which names the folder, the cause and
@@ -21,6 +24,7 @@ the newest complete checkpoint, from which `--resume_from_checkpoint latest` con
 """
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -71,6 +75,36 @@ def read_marker(path: str | os.PathLike) -> dict:
     return json.loads((Path(path) / MARKER).read_text())
 
 
+def file_digests(folder: str | os.PathLike) -> dict[str, str]:
+    """The sha256 of every file under `folder` but the marker, by path relative to it."""
+    folder = Path(folder)
+    digests = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MARKER:
+            with open(path, "rb") as file:
+                digests[path.relative_to(folder).as_posix()] = hashlib.file_digest(file, "sha256").hexdigest()
+    return digests
+
+
+def check_files_intact(folder: str | os.PathLike) -> None:
+    """Raises `RecipeError` naming every file of the checkpoint that is missing or differs from its marker's digest."""
+    recorded = read_marker(folder).get("files")
+    if not isinstance(recorded, dict):
+        raise RecipeError(
+            f"Checkpoint {os.fspath(folder)!r} has no file digests in its {MARKER} (written by an older gpt-origins): "
+            f"its state cannot be checked, so it is not resumed."
+        )
+    present = file_digests(folder)
+    damaged = [name for name, digest in recorded.items() if present.get(name) != digest]
+    if damaged:
+        described = ", ".join(f"{name} ({'missing' if name not in present else 'changed'})" for name in damaged)
+        raise RecipeError(
+            f"Checkpoint {os.fspath(folder)!r} is damaged: {described} since it was saved. Resuming it would not "
+            f"continue the run exactly; resume an earlier checkpoint (--resume_from_checkpoint <folder>) or start "
+            f"over."
+        )
+
+
 def check_pickles_hold_only_data(folder: str | os.PathLike) -> None:
     """Raises `RecipeError` if a pickle of the checkpoint could run code when loaded.
 
@@ -98,8 +132,10 @@ def check_pickles_hold_only_data(folder: str | os.PathLike) -> None:
 def resolve_checkpoint(requested: str, default_root: str | os.PathLike) -> Path:
     """The folder to resume from. `requested` is "latest" (newest complete one under `default_root`), a checkpoint
     folder, or a folder of checkpoints (its newest complete one). Anything else is a `RecipeError`, and so is a
-    checkpoint whose pickles hold more than data (`check_pickles_hold_only_data`)."""
+    damaged checkpoint (`check_files_intact`) and one whose pickles hold more than data
+    (`check_pickles_hold_only_data`)."""
     folder = _resolve_checkpoint_folder(requested, default_root)
+    check_files_intact(folder)
     check_pickles_hold_only_data(folder)
     return folder
 
@@ -194,6 +230,7 @@ def save_checkpoint(accelerator, root: str | os.PathLike, step: int, write_extra
                 write_extra(temporary)
             _fsync_tree(temporary)
             marker = {"step": step, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(info or {})}
+            marker["files"] = file_digests(temporary)
             with open(temporary / MARKER, "w") as file:
                 json.dump(marker, file, indent=2)
                 file.flush()
@@ -275,7 +312,9 @@ __all__ = [
     "latest_checkpoint",
     "read_marker",
     "resolve_checkpoint",
+    "check_files_intact",
     "check_pickles_hold_only_data",
+    "file_digests",
     "check_same_model",
     "save_checkpoint",
     "rotate_checkpoints",

@@ -11,6 +11,7 @@ training state (config, tokenizer, the run's layout).
 
 import math
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpointing import save_checkpoint
+from .optim import apply_resume_changes
+from .preemption import RunInterrupted, StopSignals
+from .run_folder import RunFolder
 
 
 @dataclass
@@ -34,6 +38,9 @@ class TrainingProgress:
     # between two logs must carry them, or the next logged loss of a resumed run averages fewer steps.
     running_loss: list = field(default_factory=list)
     running_count: int = 0
+    # The options a resumed run changed deliberately (--allow_resume_changes): [{"step", "option", "checkpoint",
+    # "this_run"}], so the results say which steps ran with which value.
+    resume_changes: list = field(default_factory=list)
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +59,8 @@ class RecipeRun:
     resume_dir: Path | None  # the checkpoint a resumed run continues, else None
     tokenizer: object
     layout: dict  # what a checkpoint's position in the data depends on: a resumed run must have the same
+    folder: RunFolder = field(kw_only=True)  # the locked output folder
+    resume_changes: list = field(default_factory=list, kw_only=True)  # options changed from the checkpoint's
 
     @property
     def output_dir(self) -> Path:
@@ -73,8 +82,15 @@ class Hooks:
         return {}
 
     def checkpoint_info(self, loop: "TrainingLoop") -> dict:
-        """JSON-able facts for the checkpoint's marker: the run's layout, which a resumed run must match."""
-        return {"layout": self.run.layout}
+        """JSON-able facts for the checkpoint's marker: the run's layout and options, which a resumed run must match
+        (recipes/run_folder.py `check_resume`)."""
+        return {"layout": self.run.layout, "options": self.run.args.hyperparameters()}
+
+    def after_checkpoint(self, loop: "TrainingLoop", folder: Path):
+        """Runs once a checkpoint is complete: the earlier run's checkpoints set aside by --overwrite_output_dir are
+        no longer needed."""
+        if self.run is not None:
+            self.run.folder.discard_replaced(loop.accelerator)
 
     def write_extra(self, loop: "TrainingLoop", folder: Path):
         """Files a checkpoint carries besides the training state: the model's config.json and the tokenizer."""
@@ -162,15 +178,16 @@ class TrainingLoop:
         self.running_count = progress.running_count
         self.interval_tokens, self.interval_start = 0, time.perf_counter()
         epoch, skip = self.start_position()
-        while progress.step < self.schedule.max_steps:
-            self.train_dataloader.set_epoch(epoch)
-            loader = accelerator.skip_first_batches(self.train_dataloader, skip) if skip else self.train_dataloader
-            for batch in loader:
-                if self.train_micro_batch(batch):
-                    self.after_step()
-                    if progress.step >= self.schedule.max_steps:
-                        break
-            epoch, skip = epoch + 1, 0
+        with StopSignals() as self.stop_signals:
+            while progress.step < self.schedule.max_steps:
+                self.train_dataloader.set_epoch(epoch)
+                loader = accelerator.skip_first_batches(self.train_dataloader, skip) if skip else self.train_dataloader
+                for batch in loader:
+                    if self.train_micro_batch(batch):
+                        self.after_step()
+                        if progress.step >= self.schedule.max_steps:
+                            break
+                epoch, skip = epoch + 1, 0
         self.bar.close()
         return progress
 
@@ -207,9 +224,25 @@ class TrainingLoop:
         paused = time.perf_counter()
         if evaluate:
             self.hooks.evaluate(self)
-        if schedule.is_due(schedule.checkpoint_every, step) or last:
-            self.save_checkpoint()
+        stop = self.stop_requested()
+        if schedule.is_due(schedule.checkpoint_every, step) or last or stop:
+            folder = self.save_checkpoint()
+        if stop:
+            self.bar.close()
+            name = signal.Signals(stop).name
+            raise RunInterrupted(
+                f"Stopped by {name} after step {step} of {schedule.max_steps}: the checkpoint {os.fspath(folder)!r} "
+                f"holds the full training state. Continue with --resume_from_checkpoint latest.",
+                stop,
+            )
         self.interval_start += time.perf_counter() - paused
+
+    def stop_requested(self) -> int:
+        """The signal that asked the run to stop (0: none), agreed by every process: all stop after the same step."""
+        received = torch.tensor(self.stop_signals.received or 0, device=self.accelerator.device)
+        if self.accelerator.num_processes > 1:
+            received = self.accelerator.reduce(received, reduction="max")
+        return int(received)
 
     def log_training_loss(self):
         accelerator, progress = self.accelerator, self.progress
@@ -231,7 +264,7 @@ class TrainingLoop:
         progress = self.progress
         progress.running_loss = self.accelerator.gather(self.running_loss.reshape(1)).tolist()
         progress.running_count = self.running_count
-        return save_checkpoint(
+        folder = save_checkpoint(
             self.accelerator,
             self.checkpoints_root,
             progress.step,
@@ -239,6 +272,8 @@ class TrainingLoop:
             self.checkpoints_total_limit,
             self.hooks.checkpoint_info(self),
         )
+        self.hooks.after_checkpoint(self, folder)
+        return folder
 
     def log_evaluation(self, record: dict, message: str):
         """Appends an evaluation record, sends it to the trackers and prints `message` above the progress bar."""
@@ -256,23 +291,37 @@ def run_recipe(name: str, args, prepare, build, describe, finish):
     `name` names the run for the trackers."""
     hyperparameters = args.hyperparameters()
     run = prepare(args)
-    loop = build(run, hyperparameters)
-    if args.with_tracking:
-        scalars = {k: v for k, v in hyperparameters.items() if isinstance(v, (int, float, str, bool))}
-        run.accelerator.init_trackers(name, scalars)
-    run.accelerator.print(describe(run, loop, hyperparameters))
-    loop.run(args.max_grad_norm)
-    return finish(run, loop, hyperparameters)
+    try:
+        loop = build(run, hyperparameters)
+        if args.with_tracking:
+            scalars = {k: v for k, v in hyperparameters.items() if isinstance(v, (int, float, str, bool))}
+            run.accelerator.init_trackers(name, scalars)
+        run.accelerator.print(describe(run, loop, hyperparameters))
+        try:
+            loop.run(args.max_grad_norm)
+        except RunInterrupted:
+            if args.with_tracking:
+                run.accelerator.end_training()  # the logs so far are flushed
+            raise
+        return finish(run, loop, hyperparameters)
+    finally:
+        run.folder.release()
 
 
-def restore_progress(accelerator, resume_dir: Path | None) -> TrainingProgress:
+def restore_progress(run: RecipeRun, optimizer, lr_scheduler) -> TrainingProgress:
     """The loop's progress, registered for checkpointing; for a resumed run, the checkpoint's full state loaded
-    (weights, optimizer, scheduler, every RNG and the progress). Call it after `accelerator.prepare`."""
-    progress = TrainingProgress()
+    (weights, optimizer, scheduler, every RNG and the progress), then the options it changes deliberately
+    (`run.resume_changes`) applied to the optimizer and schedule and recorded. Call it after `accelerator.prepare`."""
+    accelerator, progress = run.accelerator, TrainingProgress()
     accelerator.register_for_checkpointing(progress)
-    if resume_dir is not None:
-        accelerator.load_state(os.fspath(resume_dir))
-        accelerator.print(f"Resumed from {resume_dir} at step {progress.step}.")
+    if run.resume_dir is not None:
+        accelerator.load_state(os.fspath(run.resume_dir))
+        accelerator.print(f"Resumed from {run.resume_dir} at step {progress.step}.")
+    if run.resume_changes:
+        apply_resume_changes(optimizer, lr_scheduler, run.args)
+        progress.resume_changes += [{"step": progress.step, **change} for change in run.resume_changes]
+        changed = ", ".join(f"--{c['option']} {c['checkpoint']!r} -> {c['this_run']!r}" for c in run.resume_changes)
+        accelerator.print(f"Changed from the checkpoint, as --allow_resume_changes allows: {changed}.")
     return progress
 
 

@@ -18,9 +18,10 @@ class CheckpointWriteError(RecipeError):
 
 
 def exit_with_error(prog: str, error: Exception):
-    """Prints `prog: error: message` on stderr and exits with status 2, as argparse does for a bad option."""
+    """Prints `prog: error: message` on stderr and exits with status 2, as argparse does for a bad option (or the
+    error's own `exit_status`: 128 + the signal for a run stopped by SIGTERM or SIGINT)."""
     sys.stderr.write(f"{prog}: error: {error}\n")
-    raise SystemExit(2)
+    raise SystemExit(getattr(error, "exit_status", 2))
 
 
 __all__ = ["CheckpointWriteError", "RecipeError", "exit_with_error"]

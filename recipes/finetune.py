@@ -54,7 +54,7 @@ from .engine import Hooks, RecipeRun, Schedule, TrainingLoop, restore_progress, 
 from .errors import RecipeError, exit_with_error
 from .optim import build_optimizer, build_scheduler
 from .options import TrainingOptions, option
-from .run_folder import check_output_dir, check_resume, checkpoints_root, resolve_resume
+from .run_folder import check_resume, checkpoints_root, fingerprint_rows, fingerprint_tokenizer, open_run_folder
 from .task_data import TaskData
 from .task_setup import (
     PRESETS,
@@ -251,32 +251,53 @@ class FinetuneRun(RecipeRun):
 
 
 def prepare_run(args: FinetuneArguments) -> FinetuneRun:
-    """1. Everything that can be wrong is checked before any training time is spent."""
-    output_dir = Path(args.output_dir)
-    accelerator = build_accelerator(args, output_dir, steps_cross_epochs=False)
+    """1. Everything that can be wrong is checked before any training time is spent: the output folder (locked for
+    this run), the checkpoints, the task data, the tokenizer, the model, the schedule and, for a resumed run, that it
+    is the same run, in its own folder. Only then are earlier checkpoints set aside."""
+    accelerator = build_accelerator(args, Path(args.output_dir), steps_cross_epochs=False)
     set_seed(args.seed)
-    resume_dir = resolve_resume(accelerator, args.resume_from_checkpoint, output_dir)
-    check_output_dir(accelerator, output_dir, resume_dir, args.overwrite_output_dir)
-    task = get_task_data(args)
-    metric = args.metric_for_best_model or task.main_metric
-    check_metric(task, metric)
-    if resume_dir is not None:
-        tokenizer, added_tokens = AutoTokenizer.from_pretrained(resume_dir), []
-    else:
-        tokenizer, added_tokens = get_tokenizer(args, task)
-    model, max_length = get_model(args, task, tokenizer, added_tokens)
-    # Dropout draws the same numbers whatever the initialisation drew (Trainer seeds again after the model is built).
-    set_seed(args.seed)
-    layout = {
-        "per_device_train_batch_size": args.per_device_train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "num_processes": accelerator.num_processes,
-        "seed": args.seed,
-        "train_rows": task.dataset["train"].num_rows,
-        "max_length": max_length,
-    }
-    check_resume(resume_dir, model.config, layout)
-    return FinetuneRun(args, accelerator, resume_dir, tokenizer, layout, task, metric, added_tokens, model, max_length)
+    with open_run_folder(accelerator, args) as folder:
+        task = get_task_data(args)
+        metric = args.metric_for_best_model or task.main_metric
+        check_metric(task, metric)
+        if folder.resume_dir is not None:
+            tokenizer, added_tokens = AutoTokenizer.from_pretrained(folder.resume_dir), []
+        else:
+            tokenizer, added_tokens = get_tokenizer(args, task)
+        model, max_length = get_model(args, task, tokenizer, added_tokens)
+        # Dropout draws the same numbers whatever the initialisation drew (Trainer seeds again after the model is
+        # built).
+        set_seed(args.seed)
+        layout = {
+            "per_device_train_batch_size": args.per_device_train_batch_size,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "num_processes": accelerator.num_processes,
+            "seed": args.seed,
+            "train_rows": task.dataset["train"].num_rows,
+            "max_length": max_length,
+            "tokenizer": fingerprint_tokenizer(tokenizer),
+            "data": fingerprint_rows(*task.dataset.values(), extra=task.summary()),
+        }
+        changes = check_resume(
+            folder, model.config, layout, args.hyperparameters(), args.allow_resume_changes, own_folder=True
+        )
+        run = FinetuneRun(
+            args, accelerator, folder.resume_dir, tokenizer, layout, task, metric, added_tokens, model, max_length,
+            folder=folder, resume_changes=changes,
+        )  # fmt: skip
+        args.warmup_steps(max_training_steps(run)[0])  # a warm-up longer than the run is refused here
+        folder.replace_earlier_checkpoints(accelerator, args.overwrite_output_dir)
+        return run
+
+
+def max_training_steps(run: FinetuneRun) -> tuple[int, int]:
+    """(--max_steps, else --num_train_epochs epochs; the optimizer steps per epoch), from the training rows: every
+    process gets ceil(batches / processes) batches, and an epoch ends on a step."""
+    args = run.args
+    batches = math.ceil(run.task.dataset["train"].num_rows / args.per_device_train_batch_size)
+    batches_per_process = math.ceil(batches / run.accelerator.num_processes)
+    per_epoch = steps_per_epoch(batches_per_process, args.gradient_accumulation_steps, steps_cross_epochs=False)
+    return args.max_steps or per_epoch * args.num_train_epochs, per_epoch
 
 
 def build_loop(run: FinetuneRun, hyperparameters: dict) -> TrainingLoop:
@@ -290,9 +311,7 @@ def build_loop(run: FinetuneRun, hyperparameters: dict) -> TrainingLoop:
     no_decay = freeze_body(model, run.tokenizer) if args.freeze_body else []
     betas = (args.adam_beta1, args.adam_beta2)
     optimizer = build_optimizer(model, args.learning_rate, betas, args.weight_decay, accelerator.device, no_decay)
-    batches_per_process = math.ceil(len(train_dataloader) / accelerator.num_processes)
-    per_epoch = steps_per_epoch(batches_per_process, args.gradient_accumulation_steps, steps_cross_epochs=False)
-    max_steps = args.max_steps or per_epoch * args.num_train_epochs
+    max_steps, per_epoch = max_training_steps(run)
     warmup = args.warmup_steps(max_steps)
     lr_scheduler = build_scheduler(args.lr_scheduler_type, optimizer, warmup, max_steps)
     hyperparameters.update(
@@ -309,7 +328,7 @@ def build_loop(run: FinetuneRun, hyperparameters: dict) -> TrainingLoop:
         model, optimizer, train_dataloader, lr_scheduler, *eval_dataloaders.values()
     )
     run.eval_dataloaders = dict(zip(splits, loaders))
-    progress = restore_progress(accelerator, run.resume_dir)
+    progress = restore_progress(run, optimizer, lr_scheduler)
     schedule = Schedule.from_options(args, max_steps, per_epoch, steps_cross_epochs=False)
     return TrainingLoop(
         accelerator, model, optimizer, lr_scheduler, train_dataloader, progress, schedule, FinetuneHooks(run),
@@ -348,6 +367,7 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
         "best": {"metric": metric, "value": best[metric], "step": best["step"], "epoch": best["epoch"]},
         **final,
         "train_history": progress.train_history,
+        "resume_changes": progress.resume_changes,
     }
     if accelerator.is_main_process:
         (output_dir / RESULTS).write_text(json.dumps(results, indent=1))

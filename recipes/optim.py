@@ -5,6 +5,8 @@ import inspect
 import torch
 from transformers import get_scheduler
 
+from .errors import RecipeError
+
 
 def build_optimizer(model, learning_rate: float, betas: tuple, weight_decay: float, device, no_decay=()):
     """AdamW with weight decay on the matrices only (embeddings and linear weights), none on biases and LayerNorm
@@ -26,3 +28,24 @@ def build_optimizer(model, learning_rate: float, betas: tuple, weight_decay: flo
 def build_scheduler(name: str, optimizer, num_warmup_steps: int, max_steps: int):
     """A transformers schedule (linear warm-up, then `name`: cosine, linear, constant, ...) over `max_steps`."""
     return get_scheduler(name, optimizer=optimizer, num_warmup_steps=num_warmup_steps, num_training_steps=max_steps)
+
+
+def apply_resume_changes(optimizer, lr_scheduler, options):
+    """After `accelerator.load_state`, which restores the optimizer's and the schedule's settings as they were saved:
+    the resumed run's `learning_rate`, `weight_decay` and betas instead, and the learning rate of the current step
+    on the (possibly changed) schedule. `--max_steps`, the schedule type, the warm-up, `--max_grad_norm` and the
+    precision need nothing here: the resumed run builds them from its own options."""
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # Accelerate's wrappers
+    scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)
+    if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        raise RecipeError(
+            f"--allow_resume_changes: the {type(scheduler).__name__} schedule cannot be changed on resume."
+        )
+    decayed, _ = optimizer.param_groups  # build_optimizer's groups: matrices (decayed), the rest
+    decayed["weight_decay"] = options.weight_decay
+    scheduler.base_lrs = [options.learning_rate] * len(optimizer.param_groups)
+    for group, base, lr_lambda in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["initial_lr"] = base
+        group["lr"] = base * lr_lambda(scheduler.last_epoch)  # as LambdaLR computes it
+        group["betas"] = (options.adam_beta1, options.adam_beta2)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

@@ -9,12 +9,24 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from .arguments import at_least
+from .errors import RecipeError
 
 MIXED_PRECISION = ("no", "fp16", "bf16", "fp8")
 # Where a run writes and how it reports, not what it computes: left out of the hyper-parameters a run records, so a
 # resumed run (or one in another folder) records the same ones as an uninterrupted run.
 RUN_FIELDS = ("output_dir", "overwrite_output_dir", "resume_from_checkpoint", "with_tracking", "report_to")
-RUN_FIELDS += ("push_to_hub", "hub_model_id", "preprocessing_num_workers")
+RUN_FIELDS += ("push_to_hub", "hub_model_id", "preprocessing_num_workers", "allow_resume_changes")
+# What a resumed run may change without a word: how often it logs, evaluates and saves, what it prints at the end, and
+# where it reads from (the data and the tokenizer are compared by their fingerprints, the model by its config).
+RESUME_FREE = ("logging_steps", "eval_steps", "checkpointing_steps", "checkpoints_total_limit", "cpu")
+RESUME_FREE += ("per_device_eval_batch_size", "max_eval_samples", "skip_initial_evaluation")
+RESUME_FREE += ("num_samples", "sample_length", "sample_prompts")
+RESUME_FREE += ("train_file", "validation_file", "test_file", "dataset_name", "dataset_config_name")
+RESUME_FREE += ("dataset_data_dir", "model_name_or_path", "config_name", "tokenizer")
+# What a resumed run may change when `--allow_resume_changes` names it: the optimiser and schedule settings, which the
+# resumed run applies (recipes/optim.py `apply_resume_changes`) and records. Anything else is refused on resume.
+RESUME_CHANGEABLE = ("max_steps", "num_train_epochs", "learning_rate", "lr_scheduler_type", "num_warmup_steps")
+RESUME_CHANGEABLE += ("warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm", "mixed_precision")
 EVAL_STRATEGIES = ("steps", "epoch")
 
 
@@ -53,6 +65,9 @@ class TrainingOptions:
     checkpointing_steps: str = option("200", '"epoch", or save a checkpoint every N steps (0: only at the end)')
     checkpoints_total_limit: int = option(2, "keep the newest N checkpoints")
     resume_from_checkpoint: str | None = option(None, '"latest", a checkpoint folder or a folder of them')
+    allow_resume_changes: list[str] | None = option(
+        None, f"options a resumed run may change from its checkpoint's (recorded in the results): {RESUME_CHANGEABLE}"
+    )
     with_tracking: bool = option(False, "log to --report_to")
     report_to: str = option("tensorboard", "an Accelerate tracker: tensorboard, wandb, all, ...")
     push_to_hub: bool = option(False, "upload the model and tokenizer at the end")
@@ -63,12 +78,12 @@ class TrainingOptions:
             at_least(name, getattr(self, name), 1)
         for name in ("logging_steps", "eval_steps", "max_steps", "num_train_epochs", "checkpoints_total_limit"):
             at_least(name, getattr(self, name), 1)
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        if self.learning_rate is not None and not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"--learning_rate must be a finite number > 0, got {self.learning_rate}")
         at_least("weight_decay", self.weight_decay, 0)
         for name in ("adam_beta1", "adam_beta2"):
             value = getattr(self, name)
-            if value is not None and not 0 <= value < 1:
+            if value is not None and not 0 <= value < 1:  # NaN fails it too
                 raise ValueError(f"--{name} must be in [0, 1), got {value}")
         at_least("num_warmup_steps", self.num_warmup_steps, 0)
         if self.warmup_ratio is not None and not 0 <= self.warmup_ratio < 1:
@@ -86,6 +101,12 @@ class TrainingOptions:
         steps = str(self.checkpointing_steps)
         if steps != "epoch" and not steps.isdigit():
             raise ValueError(f'--checkpointing_steps must be "epoch" or a number of steps >= 0, got {steps!r}')
+        unknown = [name for name in self.allow_resume_changes or () if name not in RESUME_CHANGEABLE]
+        if unknown:
+            raise ValueError(
+                f"--allow_resume_changes {' '.join(unknown)}: a resumed run can change only "
+                f"{', '.join(RESUME_CHANGEABLE)} (the rest shapes the run from its first step)"
+            )
 
     def hyperparameters(self) -> dict:
         """What the run computes with (results.json, history.json, the trackers): every option but `RUN_FIELDS`."""
@@ -98,7 +119,13 @@ class TrainingOptions:
         return steps if steps == "epoch" else int(steps)
 
     def warmup_steps(self, max_steps: int) -> int:
-        """The warm-up: `--num_warmup_steps`, else `--warmup_ratio` of the steps rounded up (as Trainer counts it)."""
+        """The warm-up: `--num_warmup_steps`, else `--warmup_ratio` of the steps rounded up (as Trainer counts it).
+        A warm-up longer than the run is an error: the learning rate would never reach its peak."""
         if self.num_warmup_steps is not None:
-            return min(self.num_warmup_steps, max_steps)
+            if self.num_warmup_steps > max_steps:
+                raise RecipeError(
+                    f"--num_warmup_steps {self.num_warmup_steps} is more than the run's {max_steps} optimizer steps: "
+                    f"the learning rate would never reach its peak"
+                )
+            return self.num_warmup_steps
         return math.ceil(max_steps * self.warmup_ratio) if self.warmup_ratio else 0

@@ -64,7 +64,14 @@ from .families import MODEL_FAMILIES
 from .optim import build_optimizer, build_scheduler
 from .options import TrainingOptions, option
 from .plotting import save_loss_curve
-from .run_folder import check_output_dir, check_resume, checkpoints_root, resolve_resume
+from .run_folder import (
+    check_resume,
+    check_resume_data,
+    checkpoints_root,
+    fingerprint_rows,
+    fingerprint_tokenizer,
+    open_run_folder,
+)
 from .train_tokenizer import check_vocab_size, load_tokenizer, train_tokenizer
 
 PAPER_WARMUP_STEPS = 2000  # GPT-1, section 4.1
@@ -330,37 +337,68 @@ class PretrainRun(RecipeRun):
 
 
 def prepare_run(args: PretrainArguments) -> PretrainRun:
-    """1. Everything that can be wrong is checked before any training time is spent: the checkpoints, the corpus,
-    the tokenizer, the model config, the block size and, for a resumed run, that it is the same run."""
+    """1. Everything that can be wrong is checked before any training time is spent: the output folder (locked for
+    this run), the checkpoints, the corpus, the tokenizer, the model config, the block size, the samples' length,
+    the schedule and, for a resumed run, that it is the same run. Only then are earlier checkpoints set aside."""
     output_dir = Path(args.output_dir)
     accelerator = build_accelerator(args, output_dir, steps_cross_epochs=True, torch_compile=args.torch_compile)
     set_seed(args.seed)
-    resume_dir = resolve_resume(accelerator, args.resume_from_checkpoint, output_dir)
-    check_output_dir(accelerator, output_dir, resume_dir, args.overwrite_output_dir)
-    documents = load_documents(
-        train_files=args.train_file,
-        validation_files=args.validation_file,
-        dataset_name=args.dataset_name,
-        dataset_config_name=args.dataset_config_name,
-        train_split=args.dataset_split,
-        validation_split=args.validation_split_name,
-        text_column=args.text_column,
+    with open_run_folder(accelerator, args) as folder:
+        documents = load_documents(
+            train_files=args.train_file,
+            validation_files=args.validation_file,
+            dataset_name=args.dataset_name,
+            dataset_config_name=args.dataset_config_name,
+            train_split=args.dataset_split,
+            validation_split=args.validation_split_name,
+            text_column=args.text_column,
+        )
+        tokenizer = get_tokenizer(accelerator, args, documents, folder.resume_dir)
+        model_config = get_model_config(args, tokenizer)
+        block_size = get_block_size(args, model_config)
+        check_sample_length(args, tokenizer, model_config)
+        layout = {
+            "block_size": block_size,
+            "per_device_train_batch_size": args.per_device_train_batch_size,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "num_processes": accelerator.num_processes,
+            "seed": args.seed,
+            "tokenizer": fingerprint_tokenizer(tokenizer),
+        }
+        changes = check_resume(folder, model_config, layout, args.hyperparameters(), args.allow_resume_changes)
+        train_dataloader, eval_dataloader = get_dataloaders(accelerator, args, tokenizer, documents, block_size)
+        # The blocks' fingerprint, once they are packed: a resume over an edited corpus is refused here.
+        layout["data"] = fingerprint_rows(train_dataloader.dataset, eval_dataloader.dataset)
+        check_resume_data(folder, layout["data"])
+        run = PretrainRun(
+            args, accelerator, folder.resume_dir, tokenizer, layout, model_config, block_size, train_dataloader,
+            eval_dataloader, folder=folder, resume_changes=changes,
+        )  # fmt: skip
+        args.warmup_steps(max_training_steps(run))  # a warm-up longer than the run is refused here
+        folder.replace_earlier_checkpoints(accelerator, args.overwrite_output_dir)
+        return run
+
+
+def check_sample_length(args, tokenizer, config):
+    """The samples printed at the end fit the model's context: the longest prompt plus --sample_length tokens."""
+    if not args.num_samples:
+        return
+    prompts = args.sample_prompts[: args.num_samples]
+    longest = max(len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts)
+    if longest + args.sample_length > config.n_positions:
+        raise RecipeError(
+            f"--sample_length {args.sample_length} plus the longest sample prompt's {longest} tokens is more than the "
+            f"model's n_positions={config.n_positions}: give --sample_length at most {config.n_positions - longest}."
+        )
+
+
+def max_training_steps(run: PretrainRun) -> int:
+    """--max_steps, else --num_train_epochs passes over the training blocks (whole steps: they cross epoch ends)."""
+    args = run.args
+    per_epoch = steps_per_epoch(
+        len(run.train_dataloader) // run.accelerator.num_processes, args.gradient_accumulation_steps, True
     )
-    tokenizer = get_tokenizer(accelerator, args, documents, resume_dir)
-    model_config = get_model_config(args, tokenizer)
-    block_size = get_block_size(args, model_config)
-    layout = {
-        "block_size": block_size,
-        "per_device_train_batch_size": args.per_device_train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "num_processes": accelerator.num_processes,
-        "seed": args.seed,
-    }
-    check_resume(resume_dir, model_config, layout)
-    train_dataloader, eval_dataloader = get_dataloaders(accelerator, args, tokenizer, documents, block_size)
-    return PretrainRun(
-        args, accelerator, resume_dir, tokenizer, layout, model_config, block_size, train_dataloader, eval_dataloader
-    )
+    return args.max_steps or per_epoch * args.num_train_epochs
 
 
 def build_model(run: PretrainRun):
@@ -385,7 +423,7 @@ def build_loop(run: PretrainRun, hyperparameters: dict) -> TrainingLoop:
     per_epoch = steps_per_epoch(
         len(run.train_dataloader) // accelerator.num_processes, args.gradient_accumulation_steps, True
     )
-    max_steps = args.max_steps or per_epoch * args.num_train_epochs
+    max_steps = max_training_steps(run)
     warmup = args.warmup_steps(max_steps)
     lr_scheduler = build_scheduler(args.lr_scheduler_type, optimizer, warmup, max_steps)
     hyperparameters.update(
@@ -400,7 +438,7 @@ def build_loop(run: PretrainRun, hyperparameters: dict) -> TrainingLoop:
             f"--gradient_accumulation_steps is {args.gradient_accumulation_steps}: leave it out of the DeepSpeed "
             f"config."
         )
-    progress = restore_progress(accelerator, run.resume_dir)
+    progress = restore_progress(run, optimizer, lr_scheduler)
     tokens_per_step = run.block_size * args.per_device_train_batch_size * accelerator.num_processes
     schedule = Schedule.from_options(
         args,

@@ -17,7 +17,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from modeling_gpt2 import GPT2OriginsConfig
 from recipes import pretrain
-from recipes.checkpointing import MARKER, complete_checkpoints
+from recipes.checkpointing import MARKER, complete_checkpoints, file_digests
 from recipes.families import MODEL_FAMILIES
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
@@ -283,7 +283,7 @@ def test_checkpoint_of_another_model(tmp_path, capsys, no_training):
     checkpoint = tmp_path / "out" / "checkpoints" / "step_00000004"
     checkpoint.mkdir(parents=True)
     GPT2OriginsConfig.from_preset("tiny", vocab_size=50257).to_json_file(checkpoint / "config.json")
-    (checkpoint / MARKER).write_text(json.dumps({"step": 4}))
+    (checkpoint / MARKER).write_text(json.dumps({"step": 4, "files": file_digests(checkpoint)}))
     args = ["--preset", "tiny", "--config_overrides", "n_layer=3", "--train_file", FIXTURE]
     err = fails_with([*args, "--output_dir", tmp_path / "out", "--resume_from_checkpoint", "latest"], capsys)
     assert "belongs to another model (n_layer: checkpoint 2, this run 3)" in err

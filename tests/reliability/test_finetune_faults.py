@@ -43,8 +43,11 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict:
-    """The uninterrupted run, in this process."""
-    folder = tmp_path_factory.mktemp("finetune-faults")
+    return uninterrupted_run(tmp_path_factory.mktemp("finetune-faults"))
+
+
+def uninterrupted_run(folder: Path) -> dict:
+    """The uninterrupted run in `folder`, in this process: its recipe arguments (all but --output_dir) and folder."""
     tokenizer = folder / "tokenizer"
     recipe_tests.train_gpt1_tokenizer_from_files(
         recipe_tests.FIXTURES / "shakespeare_sample.txt", vocab_size=1000
