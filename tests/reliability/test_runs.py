@@ -353,6 +353,22 @@ def test_a_fine_tuning_resume_over_changed_labels_is_refused(finetune_reference,
     case("resume-finetune-changed-labels")
 
 
+def test_a_sigterm_in_fine_tuning_saves_the_step_and_the_resume_is_exact(finetune_reference, tmp_path):
+    output_dir = tmp_path / "run"
+    args = [*finetune_reference["args"], "--output_dir", output_dir, "--resume_from_checkpoint", "latest"]
+    stopped = run_with_signal(args, {5: ["SIGTERM"]}, recipe="finetune")  # step 5: after epoch 1, off the schedule
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "Stopped by SIGTERM after step 5 of 8" in stopped.stderr, stopped.stderr[-3000:]
+    resumed = harness.run_recipe(args, recipe="finetune")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "at step 5." in resumed.stdout
+    expected_dir = finetune_reference["output_dir"]
+    harness.assert_bitwise_equal(harness.weights(output_dir), harness.weights(expected_dir))  # the best model
+    expected = json.loads((expected_dir / finetune.RESULTS).read_text())
+    assert json.loads((output_dir / finetune.RESULTS).read_text()) == expected
+    case("run-sigterm-finetune")
+
+
 # Options ----------------------------------------------------------------------------------------------------------
 
 BAD_OPTIONS = {
