@@ -427,7 +427,7 @@ def load(family, tmp_path, train, validation=None, **kwargs):
 
 def test_missing_fields_name_the_row_or_the_file(tmp_path):
     good = rows(TASK_FOLDERS["entailment"])[:4]
-    with pytest.raises(RecipeError, match=r"train.jsonl, row 2: the field 'label' is missing"):
+    with pytest.raises(RecipeError, match=r"train.jsonl, line 3: the field 'label' is missing"):
         load("entailment", tmp_path, [*good[:2], {"premise": "a", "hypothesis": "b"}, good[3]])
     no_hypothesis = [{"premise": row["premise"], "label": row["label"]} for row in good]
     with pytest.raises(RecipeError, match=r"train.jsonl has no field 'hypothesis' \(its fields: premise, label\)"):
@@ -436,28 +436,28 @@ def test_missing_fields_name_the_row_or_the_file(tmp_path):
 
 def test_labels_that_do_not_match_the_classes(tmp_path):
     good = rows(TASK_FOLDERS["classification"])[:6]
-    with pytest.raises(RecipeError, match=r"validation.jsonl, row 1: label 'mixed' is not one of the class names "):
+    with pytest.raises(RecipeError, match=r"validation.jsonl, line 2: label 'mixed' is not one of the class names "):
         load("classification", tmp_path, good, [good[0], {"text": "so so", "label": "mixed"}])
     ids = [{"text": row["text"], "label": i % 2} for i, row in enumerate(good)]
-    with pytest.raises(RecipeError, match=r"train.jsonl, row 5: label 7 is out of range: class ids are in \[0, 2\)"):
+    with pytest.raises(RecipeError, match=r"train.jsonl, line 6: label 7 is out of range: class ids are in \[0, 2\)"):
         load("classification", tmp_path, [*ids[:5], {"text": "x", "label": 7}], num_labels=2)
-    with pytest.raises(RecipeError, match=r"row 0: label 3 is out of range: class ids are in \[0, 3\) \(entailment"):
+    with pytest.raises(RecipeError, match=r"line 1: label 3 is out of range: class ids are in \[0, 3\) \(entailment"):
         load("entailment", tmp_path, [{"premise": "a", "hypothesis": "b", "label": 3}], label_names=ENTAILMENT)
     choices = rows(TASK_FOLDERS["multiple_choice"])[:3]
-    with pytest.raises(RecipeError, match=r"row 1: label 3 must be the index of the right choice, an int in \[0, 3\)"):
+    with pytest.raises(RecipeError, match=r"line 2: label 3 must be the index of the right choice, an int in \[0, 3\)"):
         load("multiple_choice", tmp_path, [choices[0], {**choices[1], "label": 3}])
 
 
 def test_a_different_number_of_choices(tmp_path):
     good = rows(TASK_FOLDERS["multiple_choice"])[:4]
     two = {**good[3], "choices": good[3]["choices"][:2], "label": 0}
-    with pytest.raises(RecipeError, match=r"validation.jsonl, row 0: 2 choices, but .*train.jsonl, row 0 has 3"):
+    with pytest.raises(RecipeError, match=r"validation.jsonl, line 1: 2 choices, but .*train.jsonl, line 1 has 3"):
         load("multiple_choice", tmp_path, good[:3], [two])
 
 
 def test_an_empty_similarity_side(tmp_path):
     good = rows(TASK_FOLDERS["similarity"])[:3]
-    with pytest.raises(RecipeError, match=r"train.jsonl, row 1: 'text_b' is empty; a similarity pair needs both"):
+    with pytest.raises(RecipeError, match=r"train.jsonl, line 2: 'text_b' is empty \(only whitespace\)"):
         load("similarity", tmp_path, [good[0], {**good[1], "text_b": "  \n"}, good[2]])
 
 
@@ -486,7 +486,7 @@ def test_the_command_line_refuses_bad_input_before_any_work(splits, tokenizer_di
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "fine", "label": "positive"}, {"text": None, "label": "x"}])
     err = fails_with(capsys, *FAST, "--tokenizer", tokenizer_dir, "--task_type", "classification", "--train_file", bad,
                      "--output_dir", tmp_path / "out")  # fmt: skip
-    assert "error: --train_file" in err and "bad.jsonl, row 1: the field 'text' is missing" in err
+    assert "error: --train_file" in err and "bad.jsonl, line 2: the field 'text' is missing" in err
     common = ["--task_type", "classification", *splits["classification"], "--output_dir", tmp_path / "out"]
     err = fails_with(capsys, *FAST, *common)
     assert "'tiny' is a preset with random weights and no tokenizer: give --tokenizer" in err
