@@ -212,6 +212,22 @@ class GPT1OriginsConfig(PreTrainedConfig):
                     f"one linear layer (`{name}`={supported!r})."
                 )
 
+    def num_parameters(self) -> int:
+        """The number of parameters of the LM model of this config (the tied head counted once; a task head adds
+        n_embd * num_labels + num_labels), in closed form: known before any module is built, so that the model's
+        `__init__` can refuse a config too big for the machine."""
+        width = self.n_embd
+        # ln_1 and ln_2, c_attn (C -> 3C), attn.c_proj (C -> C), mlp.c_fc (C -> 4C), mlp.c_proj (4C -> C).
+        block = (
+            4 * width
+            + (width + 1) * 3 * width
+            + (width + 1) * width
+            + (width + 1) * 4 * width
+            + (4 * width + 1) * width
+        )
+        head = 0 if self.tie_word_embeddings else self.vocab_size * width
+        return (self.vocab_size + self.n_positions) * width + self.n_layer * block + head  # no final LayerNorm
+
     # Copied from modeling_gpt2.configuration_gpt2.GPT2OriginsConfig.get_config_dict with GPT2->GPT1, GPT-2->GPT-1
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):

@@ -43,7 +43,7 @@ from .fine_tuning import (
     task_problem_type,
 )
 from .hub import HubMixin
-from .input_checks import check_forward_kwargs, check_inputs, check_labels
+from .input_checks import check_forward_kwargs, check_inputs, check_labels, check_model_fits
 from .loading import StrictLoadingMixin
 
 logger = logging.get_logger(__name__)
@@ -198,10 +198,11 @@ class GPT1OriginsPreTrainedModel(StrictLoadingMixin, HubMixin, PreTrainedModel):
     }
 
     # Checkpoints of old transformers versions store the causal-mask buffers and position ids; both are built per call.
-    _keys_to_ignore_on_load_unexpected = [r"attn\.bias$", r"position_ids$"]
-    # The task heads may be missing: a pre-trained checkpoint loads into the double-heads model with new heads. The LM
-    # head is tied to `tokens_embed`, so released checkpoints do not store it.
-    _new_head_prefixes = ("lm_head.", "score.", "multiple_choice_head.")
+    _keys_to_ignore_on_load_unexpected = [r"\.attn\.bias$", r"position_ids$"]
+    # The task heads may be missing (a pre-trained checkpoint loads into the double-heads model with new heads) or left
+    # out (a fine-tuned one loads as a language model, or for another task). The LM head is tied to `tokens_embed`, so
+    # released checkpoints do not store it.
+    _head_prefixes = ("lm_head.", "score.", "multiple_choice_head.")
     # One double-heads model serves two Auto classes: classification, entailment and similarity, and multiple choice.
     _auto_map = {
         "AutoModel": "GPT1OriginsModel",
@@ -212,6 +213,13 @@ class GPT1OriginsPreTrainedModel(StrictLoadingMixin, HubMixin, PreTrainedModel):
     _model_card_description = (
         'A GPT-1 model (Radford et al. 2018, "Improving Language Understanding by Generative Pre-Training")'
     )
+
+    # Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsPreTrainedModel.__init__ with GPT2->GPT1
+    def __init__(self, config: GPT1OriginsConfig, *inputs, **kwargs):
+        super().__init__(config, *inputs, **kwargs)
+        # Before any module is built: a config too big for the device is an error naming its size, not minutes of
+        # building followed by the allocator's failure.
+        check_model_fits(type(self).__name__, config, config.num_parameters())
 
     def _init_weights(self, module: nn.Module):
         """N(0, 0.02) for every weight, zero biases, unit LayerNorm gains (section 4.1: "Since layernorm is used

@@ -142,6 +142,15 @@ class GPT2OriginsConfig(PreTrainedConfig):
         if not self.initializer_range >= 0:
             raise ValueError(f"`initializer_range` (the std of the init) must be >= 0, got {self.initializer_range}.")
 
+    def num_parameters(self) -> int:
+        """The number of parameters of the LM model of this config (the tied head counted once), in closed form: known
+        before any module is built, so that the model's `__init__` can refuse a config too big for the machine."""
+        width, inner = self.n_embd, self.n_inner or 4 * self.n_embd
+        # ln_1 and ln_2, c_attn (C -> 3C), attn.c_proj (C -> C), mlp.c_fc (C -> inner), mlp.c_proj (inner -> C).
+        block = 4 * width + (width + 1) * 3 * width + (width + 1) * width + (width + 1) * inner + (inner + 1) * width
+        head = 0 if self.tie_word_embeddings else self.vocab_size * width
+        return (self.vocab_size + self.n_positions) * width + self.n_layer * block + 2 * width + head  # 2C: ln_f
+
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
         """transformers' reading of config.json, where a missing file is an error instead of the default config."""

@@ -1,18 +1,23 @@
 """The checks of a causal LM's inputs and labels: every way a batch can be wrong is a ValueError that names the value
-and the limit, raised before any computation (where torch would index out of range or broadcast silently).
+and the limit, raised before any computation (where torch would index out of range or broadcast silently). Also the
+check that a config's model fits in memory, before any module is built.
 
 Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py): the config is read by its
 fields only (`vocab_size`, `n_positions`, `n_embd`, `n_head`).
 """
 
+import contextvars
 import difflib
 import inspect
 import math
+import os
 from collections.abc import Callable
 
 import torch
+from torch import nn
 from transformers import PreTrainedConfig
 from transformers.cache_utils import Cache
+from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.loss.loss_utils import LOSS_MAPPING
 from transformers.modeling_flash_attention_utils import FlashAttentionKwargs
 from transformers.utils.generic import TransformersKwargs
@@ -208,4 +213,63 @@ def check_num_items_in_batch(num_items_in_batch: torch.Tensor | float | None, nu
         )
 
 
-__all__ = ["FORWARD_KWARGS", "check_forward_kwargs", "check_inputs", "check_labels", "check_num_items_in_batch"]
+# While `from_pretrained` builds a model on the meta device (transformers builds it there, then loads the weights), the
+# device the weights go to; set by `loading.py`, read by `check_model_fits`.
+LOAD_DEVICE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar("LOAD_DEVICE", default=None)
+GIB = 2**30
+SIZE_FIELDS = ("n_layer", "n_embd", "vocab_size", "n_positions")  # the fields a model's size grows with
+
+
+def device_memory(device: torch.device) -> int | None:
+    """The memory of `device` in bytes: the machine's physical RAM for the CPU, the GPU's for CUDA; None when unknown.
+    All of it, not what is free now: the check refuses what can never fit, and leaves the rest to the allocator."""
+    if device.type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.mem_get_info(device)[1]
+    if device.type == "cpu" and hasattr(os, "sysconf"):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if device.type == "cpu":
+        try:
+            import psutil  # Windows, which has no sysconf
+        except ImportError:
+            return None
+        return psutil.virtual_memory().total
+    return None
+
+
+def check_model_fits(model_name: str, config: PreTrainedConfig, num_parameters: int) -> None:
+    """A model whose parameters alone need more memory than its device has is a ValueError naming the size, raised
+    before any module is built (a 100,000-layer config would take minutes to build, then fail in the allocator).
+
+    The device and dtype are those a parameter created now gets: the default ones, or those of a context such as
+    accelerate's `init_empty_weights`. A model built on the meta device holds no memory and is not checked, except
+    while `from_pretrained` builds it there to load its weights onto `LOAD_DEVICE`. DeepSpeed ZeRO-3, which
+    partitions the parameters as they are built, is not checked either."""
+    probe = nn.Module()
+    probe.register_parameter("weight", nn.Parameter(torch.empty(0)))
+    device, dtype = probe.weight.device, probe.weight.dtype
+    if device.type == "meta":
+        device = LOAD_DEVICE.get()
+    if device is None or device.type == "meta" or is_deepspeed_zero3_enabled():
+        return
+    memory = device_memory(device)
+    size = num_parameters * dtype.itemsize
+    if memory is not None and size > memory:
+        fields = ", ".join(f"{name}={getattr(config, name)}" for name in SIZE_FIELDS)
+        where = "the RAM of this machine (cpu)" if device.type == "cpu" else f"the memory of {device}"
+        raise ValueError(
+            f"A {model_name} of this config ({fields}) has {num_parameters:,} parameters: {size / GIB:,.1f} GiB in "
+            f"{dtype}, more than the {memory / GIB:,.1f} GiB of {where}. Use a smaller config or dtype, or build it "
+            f"on the meta device (`with torch.device('meta'):`) to plan where its weights go."
+        )
+
+
+__all__ = [
+    "FORWARD_KWARGS",
+    "LOAD_DEVICE",
+    "check_forward_kwargs",
+    "check_inputs",
+    "check_labels",
+    "check_model_fits",
+    "check_num_items_in_batch",
+    "device_memory",
+]

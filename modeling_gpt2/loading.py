@@ -1,8 +1,9 @@
 """Strict loading: `from_pretrained` that turns every way a checkpoint can be wrong into a clear error.
 
 transformers' `from_pretrained` initialises at random, with a warning, the weights a checkpoint lacks or holds in
-another shape; here that is a ValueError naming the tensors, except for the parameters a model declares new
-(`_new_head_prefixes`: a task head added for fine-tuning, a tied LM head that is not stored).
+another shape, and drops with a warning the weights the model has no place for; here each is a ValueError naming the
+tensors, except for the heads a model declares (`_head_prefixes`: a task head added for fine-tuning or left out, a
+tied LM head that is not stored). Weights that are NaN or inf are an error too.
 
 Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py).
 """
@@ -10,17 +11,38 @@ Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copie
 import os
 from collections.abc import Callable
 
+import torch
 from safetensors import SafetensorError
 
+from .input_checks import LOAD_DEVICE
 
-def from_pretrained_checked(load: Callable, source, new_head_prefixes: tuple[str, ...], *model_args, **kwargs):
+# `device_map` values with which accelerate spreads the weights over the devices (and disk) by their free memory.
+_SPREAD_DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def load_device(device_map) -> torch.device | None:
+    """The one device `from_pretrained` loads the weights onto: the default device, or the one `device_map` names;
+    None when it spreads them (a dict or a plan such as "auto", fitted by accelerate to each device's memory)."""
+    if device_map is None:
+        return torch.get_default_device()
+    if isinstance(device_map, dict) or device_map in _SPREAD_DEVICE_MAPS:
+        return None
+    try:
+        return torch.device(device_map)
+    except (RuntimeError, TypeError):
+        return None  # not a device: transformers' error
+
+
+def from_pretrained_checked(load: Callable, source, head_prefixes: tuple[str, ...], *model_args, **kwargs):
     """`PreTrainedModel.from_pretrained` (`load`) with every way a checkpoint can be wrong as a clear error.
 
     Nothing is unpickled: weights come from safetensors, or from `torch.load(weights_only=True)`, and asking for
     `weights_only=False` is refused. A truncated or corrupted safetensors file is an OSError naming the checkpoint.
-    Weights that do not fit the model (another size, another model family) are a ValueError naming the tensors,
-    where transformers would initialise them at random with a warning; only the parameters that start with
-    `new_head_prefixes` (a task head added for fine-tuning) may be missing from the checkpoint.
+    Weights that do not fit the model (another size, another model family, more layers than the config has) are a
+    ValueError naming the tensors, where transformers would initialise them at random or drop them with a warning;
+    only weights that start with `head_prefixes` (a task head added for fine-tuning, or one the checkpoint holds and
+    this model has not) may be missing from the checkpoint or left out of the model. NaN or inf weights are a
+    ValueError naming the tensors.
     """
     if kwargs.get("weights_only", True) is not True:
         raise ValueError(
@@ -30,6 +52,8 @@ def from_pretrained_checked(load: Callable, source, new_head_prefixes: tuple[str
     wants_info = kwargs.pop("output_loading_info", False)
     check_shapes = not kwargs.get("ignore_mismatched_sizes", False)
     kwargs["ignore_mismatched_sizes"] = True  # the mismatches come back in the loading info; raised below
+    # transformers builds the model on the meta device: its size is checked against the device of the weights.
+    token = LOAD_DEVICE.set(load_device(kwargs.get("device_map")))
     try:
         model, info = load(source, *model_args, output_loading_info=True, **kwargs)
     except SafetensorError as error:
@@ -37,6 +61,8 @@ def from_pretrained_checked(load: Callable, source, new_head_prefixes: tuple[str
             f"The safetensors weights of {os.fspath(source)!r} cannot be read ({error}): the file is truncated or "
             f"corrupted. Download or save it again."
         ) from error
+    finally:
+        LOAD_DEVICE.reset(token)
     name = type(model).__name__
     if check_shapes and info["mismatched_keys"]:
         mismatched = sorted(info["mismatched_keys"], key=lambda entry: entry[0])
@@ -47,31 +73,59 @@ def from_pretrained_checked(load: Callable, source, new_head_prefixes: tuple[str
             f"{len(mismatched)} weights of {os.fspath(source)!r} do not fit the {name} built from its config "
             f"({examples}): the weights belong to a model of another size than its config.json says."
         )
-    missing = sorted(key for key in info["missing_keys"] if not key.startswith(new_head_prefixes))
+    missing = sorted(key for key in info["missing_keys"] if not key.startswith(head_prefixes))
+    unexpected = sorted(key for key in info["unexpected_keys"] if not key.startswith(head_prefixes))
     if missing:
-        unexpected = sorted(info["unexpected_keys"])
         raise ValueError(
             f"{os.fspath(source)!r} lacks {len(missing)} weights of {name} (e.g. {', '.join(missing[:3])})"
             + (f" and holds others instead (e.g. {', '.join(unexpected[:3])})" if unexpected else "")
             + ": it is not a checkpoint of this model family. Load it with its own class or the Auto classes."
         )
+    if unexpected:
+        raise ValueError(
+            f"{os.fspath(source)!r} holds {len(unexpected)} weights that {name} has no place for (e.g. "
+            f"{', '.join(unexpected[:3])}): they belong to a bigger model than its config.json says, or to another "
+            f"model. Fix the config, or load the checkpoint with the class it was saved from."
+        )
+    check_finite_weights(model, source)
     return (model, info) if wants_info else model
+
+
+def check_finite_weights(model: torch.nn.Module, source) -> None:
+    """Every loaded parameter and buffer finite, else a ValueError naming the tensors that are not (a checkpoint
+    saved after training diverged, or corrupted bytes that still parse). Offloaded (meta) tensors are not read."""
+    bad = []
+    for key, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.device.type == "meta" or not tensor.is_floating_point():
+            continue
+        # A NaN or inf makes the sum NaN or inf: one fast reduction per tensor, counted only when it is not finite.
+        if not torch.isfinite(tensor.detach().sum(dtype=torch.float32)):
+            count = int((~torch.isfinite(tensor.detach())).sum())
+            if count:  # else only the sum overflowed
+                bad.append(f"{key} ({count:,} of {tensor.numel():,} values)")
+    if bad:
+        raise ValueError(
+            f"{os.fspath(source)!r} holds NaN or inf weights: {'; '.join(bad[:3])}"
+            + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else "")
+            + ". The checkpoint was saved after training diverged, or is corrupted: load an earlier one."
+        )
 
 
 class StrictLoadingMixin:
     """Gives a `PreTrainedModel` subclass (listed before `PreTrainedModel` among its bases) the strict
-    `from_pretrained`. The class names the parameters a checkpoint may lack in `_new_head_prefixes`."""
+    `from_pretrained`. The class names in `_head_prefixes` the heads a checkpoint may lack or hold without this
+    model having them."""
 
-    _new_head_prefixes: tuple[str, ...] = ()
+    _head_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`, stricter: a checkpoint that is corrupted, pickled code, or the weights
-        of another model is an error, never a model with random weights (see `from_pretrained_checked`); only the
-        parameters under `_new_head_prefixes` may be missing and start from their initialisation."""
+        of another model is an error, never a model with random or dropped weights (see `from_pretrained_checked`);
+        only the heads under `_head_prefixes` may be missing (they start from their initialisation) or left out."""
         return from_pretrained_checked(
-            super().from_pretrained, pretrained_model_name_or_path, cls._new_head_prefixes, *model_args, **kwargs
+            super().from_pretrained, pretrained_model_name_or_path, cls._head_prefixes, *model_args, **kwargs
         )
 
 
-__all__ = ["StrictLoadingMixin", "from_pretrained_checked"]
+__all__ = ["StrictLoadingMixin", "check_finite_weights", "from_pretrained_checked", "load_device"]

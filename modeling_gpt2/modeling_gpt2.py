@@ -34,7 +34,7 @@ from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, lm_loss_divisor, tied_embedding
 from .configuration_gpt2 import GPT2OriginsConfig
 from .hub import HubMixin
-from .input_checks import check_forward_kwargs, check_inputs, check_labels
+from .input_checks import check_forward_kwargs, check_inputs, check_labels, check_model_fits
 from .loading import StrictLoadingMixin
 
 logger = logging.get_logger(__name__)
@@ -188,12 +188,20 @@ class GPT2OriginsPreTrainedModel(StrictLoadingMixin, HubMixin, PreTrainedModel):
     }
 
     # Checkpoints written by old transformers versions store the causal-mask buffers; the mask is built per call now.
-    _keys_to_ignore_on_load_unexpected = [r"attn\.bias$", r"attn\.masked_bias$"]
-    _new_head_prefixes = ("lm_head.",)  # tied to `wte`, so released checkpoints do not store it
+    _keys_to_ignore_on_load_unexpected = [r"\.attn\.bias$", r"\.attn\.masked_bias$"]
+    # The LM head is tied to `wte`, so released checkpoints do not store it; the task heads of transformers'
+    # GPT2DoubleHeadsModel and GPT2ForSequenceClassification are left out when their folders load as a language model.
+    _head_prefixes = ("lm_head.", "multiple_choice_head.", "score.")
     _auto_map = {"AutoModel": "GPT2OriginsModel", "AutoModelForCausalLM": "GPT2OriginsLMHeadModel"}
     _model_card_description = (
         'A GPT-2 language model (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners")'
     )
+
+    def __init__(self, config: GPT2OriginsConfig, *inputs, **kwargs):
+        super().__init__(config, *inputs, **kwargs)
+        # Before any module is built: a config too big for the device is an error naming its size, not minutes of
+        # building followed by the allocator's failure.
+        check_model_fits(type(self).__name__, config, config.num_parameters())
 
     def _init_weights(self, module: nn.Module):
         """N(0, 0.02) everywhere, zero biases, unit LayerNorm gains; the projections that write into the residual

@@ -4,15 +4,20 @@ Each must give a finite result or a clear error naming the value, before any wor
 lists the same cases (checked at the end).
 """
 
+import json
+import time
 from collections.abc import Callable
 
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from accelerate import init_empty_weights
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, GPT1OriginsLMHeadModel, GPT1OriginsModel
-from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, GPT2OriginsModel
-from modeling_gpt2.input_checks import FORWARD_KWARGS
+from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, GPT2OriginsModel, input_checks
+from modeling_gpt2.input_checks import FORWARD_KWARGS, device_memory
+from modeling_gpt2.loading import load_device
 
 SIZES = {"vocab_size": 100, "n_positions": 16, "n_embd": 32, "n_head": 4, "n_layer": 2}
 NO_DROPOUT = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
@@ -224,6 +229,162 @@ def test_transformers_keyword_arguments_still_pass():
             assert out.shape == (2, 5)
     task = task_model("multiple_choice").train()
     task(task_batch("multiple_choice"), labels=torch.tensor([0, 1]), num_items_in_batch=2, use_cache=False)
+
+
+# ------------------------------------------------------------------------------------------------------------- sizes
+
+BIG_PRESET = {"gpt2": "124M", "gpt1": "gpt1"}
+GPT2_124M_WIDTH = {"n_embd": 768, "n_head": 12}
+TOO_BIG = [
+    ("config-too-big-n_layer", {"n_layer": 100_000}, r"n_layer=100000, n_embd=768, .*\) has [\d,]{15} parameters"),
+    (
+        "config-too-big-vocab",
+        {"vocab_size": 10**12},
+        r"n_layer=12, n_embd=768, vocab_size=1000000000000, .*\) has [\d,]{19} parameters",
+    ),
+]
+TOO_BIG_MESSAGE = (
+    r"parameters: [\d,.]+ GiB in torch.float32, more than the [\d,.]+ GiB of the RAM of this machine \(cpu\)\. Use a "
+    r"smaller config or dtype, or build it on the meta device"
+)
+
+
+def refused_fast(build: Callable[[], object], match: str) -> None:
+    """`build()` raises a ValueError matching `match` in well under a second: before any module is built."""
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=match):
+        build()
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case_id, overrides, match", TOO_BIG, ids=[c[0] for c in TOO_BIG])
+def test_config_too_big_for_the_machine_is_refused_before_building(family, case_id, overrides, match):
+    CASES.add(case_id)
+    config_class, base_class, model_class = FAMILIES[family]
+    config = config_class.from_preset(BIG_PRESET[family], **overrides)
+    for model in (model_class, base_class, AutoModelForCausalLM.from_config):
+        refused_fast(lambda: model(config), rf"A {family.upper()}Origins\w*Model of this config \({match}")
+    refused_fast(lambda: model_class(config), TOO_BIG_MESSAGE)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_config_too_big_is_refused_by_from_pretrained(family, tmp_path):
+    """from_pretrained builds the model on the meta device, then loads the weights: the size is checked against the
+    device the weights go to (here the CPU), as fast."""
+    CASES.add("config-too-big-from-pretrained")
+    lm(family).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, **GPT2_124M_WIDTH, "n_layer": 100_000}))
+    model_class = FAMILIES[family][2]
+    for load in (model_class.from_pretrained, AutoModelForCausalLM.from_pretrained):
+        refused_fast(
+            lambda: load(tmp_path), r"of this config \(n_layer=100000, n_embd=768, vocab_size=100, n_positions=16\)"
+        )
+
+
+def test_sizes_are_checked_on_the_device_and_dtype_of_the_weights(monkeypatch):
+    """The bound is the device's memory in the dtype the parameters get: a model of 8 KiB in float32 is refused
+    where the RAM is 4 KiB, and built in bfloat16 (4 KiB); meta-device builds (torch's and accelerate's) are not
+    checked."""
+    config = GPT2OriginsConfig.from_preset("tiny", vocab_size=32, n_positions=8, n_embd=8, n_head=2, n_layer=1)
+    size = config.num_parameters() * 4
+    monkeypatch.setattr(input_checks, "device_memory", lambda device: size - 1)
+    with pytest.raises(ValueError, match=rf"has {config.num_parameters():,} parameters: .* in torch.float32"):
+        GPT2OriginsLMHeadModel(config)
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        assert GPT2OriginsLMHeadModel(config).transformer.wte.weight.dtype == torch.bfloat16
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with torch.device("meta"):
+        GPT2OriginsLMHeadModel(config)
+    with init_empty_weights():
+        GPT2OriginsLMHeadModel(config)
+
+
+def test_device_memory_and_load_device(monkeypatch):
+    """CUDA's bound is the GPU's whole memory (`torch.cuda.mem_get_info`); `from_pretrained` checks against the one
+    device it loads onto, and not at all when accelerate spreads the weights."""
+    assert device_memory(torch.device("cpu")) > 2**30
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (5 * 2**30, 80 * 2**30))
+    assert device_memory(torch.device("cuda:0")) == 80 * 2**30
+    assert load_device(None) == torch.device("cpu")
+    assert load_device("cuda:1") == torch.device("cuda:1") == load_device(torch.device("cuda", 1))
+    assert load_device("auto") is None and load_device({"": "cpu"}) is None
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_real_sizes_count_in_closed_form(family):
+    """`config.num_parameters()` is the built model's count (tied and untied heads), and the paper's largest configs
+    are created without building anything."""
+    config_class, _, model_class = FAMILIES[family]
+    for tied in (True, False):
+        config = config_class.from_preset("tiny", **SIZES, tie_word_embeddings=tied)
+        assert config.num_parameters() == model_class(config).num_parameters()
+    largest = config_class.from_preset({"gpt2": "1.5B", "gpt1": "gpt1"}[family])
+    with torch.device("meta"):
+        assert largest.num_parameters() == model_class(largest).num_parameters()
+
+
+# ----------------------------------------------------------------------------------------------------------- weights
+
+
+def saved_weights(family: str, folder) -> dict[str, torch.Tensor]:
+    lm(family).save_pretrained(folder)
+    return load_file(folder / "model.safetensors")
+
+
+def save_weights(folder, weights: dict[str, torch.Tensor]) -> None:
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_weights_the_model_has_no_place_for_are_refused(family, tmp_path):
+    """A checkpoint of 2 layers under a config.json of 1: transformers would drop the second layer with a warning."""
+    CASES.add("file-weights-unexpected")
+    saved_weights(family, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "n_layer": 1}))
+    with pytest.raises(
+        ValueError,
+        match=r"holds 12 weights that \w+LMHeadModel has no place for \(e.g. transformer.h.1.attn.c_attn.bias, .*\): "
+        r"they belong to a bigger model than its config.json says, or to another model",
+    ):
+        FAMILIES[family][2].from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_old_buffers_and_other_task_heads_are_left_out(family, tmp_path):
+    """The causal-mask buffers old transformers versions saved, and the task heads of a fine-tuned checkpoint, are
+    not weights of the language model: they load without error (the heads are left out)."""
+    CASES.add("file-weights-old-buffers-and-task-heads")
+    weights = saved_weights(family, tmp_path)
+    weights["transformer.h.0.attn.bias"] = torch.ones(1, 1, 16, 16)
+    weights["multiple_choice_head.summary.weight"] = torch.zeros(1, 32)
+    weights["score.weight"] = torch.zeros(3, 32)
+    save_weights(tmp_path, weights)
+    FAMILIES[family][2].from_pretrained(tmp_path)
+
+
+NON_FINITE = [("file-weights-nan", float("nan")), ("file-weights-inf", float("-inf"))]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("case_id, value", NON_FINITE, ids=[c[0] for c in NON_FINITE])
+def test_non_finite_weights_are_refused(family, case_id, value, tmp_path):
+    CASES.add(case_id)
+    weights = saved_weights(family, tmp_path)
+    name = "transformer.h.1.mlp.c_fc.weight"
+    weights[name][0, :3] = value
+    save_weights(tmp_path, weights)
+    with pytest.raises(
+        ValueError,
+        match=rf"holds NaN or inf weights: {name} \(3 of 4,096 values\)\. The checkpoint was saved after training "
+        r"diverged, or is corrupted: load an earlier one",
+    ):
+        FAMILIES[family][2].from_pretrained(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------------------- table
