@@ -345,7 +345,8 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Next-token targets, shifted inside the model (so `labels=input_ids` works); -100 is ignored. The loss is
             the mean over the non-ignored targets, or their sum divided by `num_items_in_batch` when Trainer passes
-            it, so gradient accumulation over micro-batches equals one large batch.
+            it, so gradient accumulation over micro-batches equals one large batch; 0 (zero gradients) for a batch
+            without a target, where transformers' loss is NaN.
         logits_to_keep (`int` or `torch.Tensor`):
             Compute logits for the last `logits_to_keep` positions only (0 = all); `generate` uses 1.
 

@@ -284,9 +284,9 @@ def test_config_too_big_is_refused_by_from_pretrained(family, tmp_path):
 
 
 def test_sizes_are_checked_on_the_device_and_dtype_of_the_weights(monkeypatch):
-    """The bound is the device's memory in the dtype the parameters get: a model of 8 KiB in float32 is refused
-    where the RAM is 4 KiB, and built in bfloat16 (4 KiB); meta-device builds (torch's and accelerate's) are not
-    checked."""
+    """The bound is the device's memory in the dtype the parameters get: with one byte less RAM than the model needs
+    in float32 it is refused, and built in bfloat16 (half the bytes); meta-device builds (torch's and accelerate's)
+    are not checked."""
     config = GPT2OriginsConfig.from_preset("tiny", vocab_size=32, n_positions=8, n_embd=8, n_head=2, n_layer=1)
     size = config.num_parameters() * 4
     monkeypatch.setattr(input_checks, "device_memory", lambda device: size - 1)
@@ -317,8 +317,8 @@ def test_device_memory_and_load_device(monkeypatch):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_real_sizes_count_in_closed_form(family):
-    """`config.num_parameters()` is the built model's count (tied and untied heads), and the paper's largest configs
-    are created without building anything."""
+    """`config.num_parameters()` is the built model's count, with tied and untied heads and for the paper's largest
+    configs (built on the meta device; the configs themselves are created as ever)."""
     config_class, _, model_class = FAMILIES[family]
     for tied in (True, False):
         config = config_class.from_preset("tiny", **SIZES, tie_word_embeddings=tied)
