@@ -8,17 +8,23 @@ Everything here is `datasets`: files load with its builders (compressed files to
   read by name, config and split (`"train[:10%]"` slices work).
 - `pack_blocks(...)`: every document is tokenised, preceded by a separator token (GPT-2's `<|endoftext|>`, GPT-1's
   `_start_`) and the whole stream is cut into `block_size` blocks; the tail that does not fill a block is dropped
-  (once per 1,000 documents). Blocks never need padding, so every micro-batch holds the same number of tokens and
-  gradient accumulation equals one large batch.
-- `split_blocks(...)`: the held-out validation blocks are the LAST ones of the stream (not a random sample), so on
-  a corpus of several works they are mostly a work the model never trained on.
+  (once per 1,000 documents, or pieces of a long one). Blocks never need padding, so every micro-batch holds the
+  same number of tokens and gradient accumulation equals one large batch.
+- `split_text(...)`, `encode_pieces(...)`: a text of any length is tokenised in bounded memory, cut into pieces of
+  about `PIECE_CHARS` characters where the tokenizer's pre-tokenizer splits anyway, so the ids are exactly those of
+  the whole text. Tokenised at once, a document's `tokenizers` encoding (offsets, token strings and masks of every
+  token) and then its Python lists of ints took 8.3 GB for 50 MB of text.
 """
 
 import itertools
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from datasets import Dataset, DatasetDict, concatenate_datasets, load_dataset
+from tokenizers import normalizers, pre_tokenizers
 
 from .errors import RecipeError
 
@@ -28,6 +34,28 @@ SHAKESPEARE = Path(__file__).parent / "data" / "shakespeare.jsonl.xz"
 _COMPRESSIONS = (".xz", ".gz", ".bz2", ".zst", ".lz4")
 _BUILDERS = {".txt": "text", ".text": "text", ".md": "text", ".json": "json", ".jsonl": "json"}
 _BUILDERS.update({".csv": "csv", ".parquet": "parquet"})
+
+# A long text is tokenised (and fed to a tokenizer trainer) in pieces of about this many characters.
+PIECE_CHARS = 1 << 14
+# Pieces go to the tokenizer in calls of about this many characters: enough for `tokenizers` to encode them in
+# parallel, few enough that the encodings of one call (hundreds of bytes a token) stay small.
+CALL_CHARS = 1 << 20
+# Where a text may be cut: before an ASCII space, tab or newline that follows a character that is not whitespace.
+# Both families' pre-tokenizers start a new word there whatever comes before or after, so the pieces give the words,
+# and the ids, of the whole text:
+# - GPT-2's byte-level regex (`'s|...| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`) has no pattern that
+#   runs from a non-space character into whitespace, and none that looks behind, so the match after the cut is the
+#   same in the piece as in the whole text.
+# - GPT-1's BERT pre-tokenizer drops every whitespace character as a separator.
+# Python's `\S` is stricter than the Unicode class of `tokenizers` (Python also counts \x1c-\x1f as whitespace).
+_CUT = re.compile(r"(?<=\S)[ \t\n\r]")
+# The pipeline stages for which `_CUT` is exact: normalizers that map each character on its own (a cut character is
+# an ASCII starter, which no composition joins to what precedes it), and pre-tokenizers that split at whitespace.
+_CUTTABLE_NORMALIZERS = (normalizers.BertNormalizer, normalizers.Lowercase, normalizers.StripAccents)
+_CUTTABLE_NORMALIZERS += (normalizers.NFC, normalizers.NFD, normalizers.NFKC, normalizers.NFKD)
+_SPLIT_AT_WHITESPACE = (pre_tokenizers.BertPreTokenizer, pre_tokenizers.Whitespace, pre_tokenizers.WhitespaceSplit)
+# Documents per batch of the tokenising map (and per write): a batch holds its texts and their ids in memory.
+TOKENIZE_BATCH = 100
 
 
 def builder_for(path: str | os.PathLike) -> str:
@@ -125,6 +153,67 @@ def load_documents(
     return DatasetDict(splits)
 
 
+def split_text(text: str, size: int | None = None) -> Iterator[str]:
+    """`text` in consecutive pieces of at least `size` characters (default `PIECE_CHARS`; the last one shorter), each
+    cut where `_CUT` allows: at the first cut point `size` characters or more after the previous cut. A text without
+    one stays whole."""
+    size = size or PIECE_CHARS
+    start = 0
+    while len(text) - start > size:
+        cut = _CUT.search(text, start + size)
+        if cut is None:
+            break
+        yield text[start : cut.start()]
+        start = cut.start()
+    yield text[start:]
+
+
+def cuts_are_exact(tokenizer) -> bool:
+    """Whether `tokenizer` gives the pieces of `split_text` the ids of the whole text: a `tokenizers` pipeline whose
+    normaliser maps characters one by one and whose pre-tokenizer splits at whitespace (GPT-2's byte-level BPE
+    without a prefix space, GPT-1's BERT pre-tokenizer), and no added token that holds whitespace or strips it."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    normalizer, pre_tokenizer = backend.normalizer, backend.pre_tokenizer
+    if normalizer is not None and not isinstance(normalizer, _CUTTABLE_NORMALIZERS):
+        return False
+    byte_level = isinstance(pre_tokenizer, pre_tokenizers.ByteLevel)
+    if byte_level and (pre_tokenizer.add_prefix_space or not pre_tokenizer.use_regex):
+        return False  # a prefix space would go before every piece; without the regex a text is one word
+    if not byte_level and not isinstance(pre_tokenizer, _SPLIT_AT_WHITESPACE):
+        return False
+    return not any(
+        token.lstrip or token.rstrip or re.search(r"\s", token.content)
+        for token in tokenizer.added_tokens_decoder.values()
+    )
+
+
+def encode_pieces(tokenizer, texts: list[str]) -> Iterator[tuple[int, np.ndarray]]:
+    """(index of the text, int32 ids of one piece of it) for every piece of `texts` in order: the ids of a text's
+    pieces joined are `tokenizer(text, add_special_tokens=False)["input_ids"]`. A text is cut by `split_text` when
+    `cuts_are_exact(tokenizer)` (else kept whole), and the pieces go to the tokenizer about `CALL_CHARS` characters
+    at a time, so memory is bounded whatever the texts' lengths."""
+    cut = split_text if cuts_are_exact(tokenizer) else lambda text: [text]
+    call, chars = [], 0  # (text index, piece) of the next call
+
+    def encode():
+        # verbose=False: documents are longer than the model's context on purpose; they are cut into blocks later.
+        pieces = [piece for _, piece in call]
+        ids = tokenizer(pieces, add_special_tokens=False, verbose=False, return_attention_mask=False)["input_ids"]
+        return [(index, np.asarray(piece_ids, dtype=np.int32)) for (index, _), piece_ids in zip(call, ids)]
+
+    for index, text in enumerate(texts):
+        for piece in cut(text):
+            if call and chars + len(piece) > CALL_CHARS:
+                yield from encode()
+                call, chars = [], 0
+            call.append((index, piece))
+            chars += len(piece)
+    if call:
+        yield from encode()
+
+
 def pack_blocks(
     documents: Dataset,
     tokenizer,
@@ -133,23 +222,42 @@ def pack_blocks(
     num_proc: int | None = None,
     desc: str = "",
 ) -> Dataset:
-    """Tokenises `documents` and packs them into blocks of `block_size` tokens (column `input_ids`), each document
-    preceded by `separator_id`."""
+    """Tokenises `documents` and packs them into blocks of `block_size` tokens (column `input_ids`, int32), each
+    document preceded by `separator_id`.
+
+    Memory is bounded by the longest document, not by ~150 bytes a token: `encode_pieces` tokenises a long document
+    piece by piece, each piece's ids become a row of their own (int32 from the tokenizer to the Arrow file: 4 bytes a
+    token, where a Python list of ints takes 36), and the packing map reads 1,000 such rows at a time as numpy
+    arrays. The tail of each packing batch that does not fill a block is dropped: once per 1,000 documents, or per
+    1,000 pieces of about `PIECE_CHARS` characters of a long one.
+    """
+    separator = np.array([separator_id], dtype=np.int32)
 
     def tokenize(batch):
-        # verbose=False: documents are longer than the model's context on purpose; they are cut into blocks below.
-        return {"input_ids": tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]}
+        rows, last = [], None
+        for index, ids in encode_pieces(tokenizer, batch["text"]):
+            rows.append(ids if index == last else np.concatenate((separator, ids)))  # a document's first piece
+            last = index
+        return {"input_ids": rows}
 
     def pack(batch):
-        stream = list(itertools.chain.from_iterable([separator_id, *ids] for ids in batch["input_ids"]))
+        stream = np.concatenate(list(batch["input_ids"]))
         usable = len(stream) - len(stream) % block_size
-        return {"input_ids": [stream[start : start + block_size] for start in range(0, usable, block_size)]}
+        return {"input_ids": stream[:usable].reshape(-1, block_size)}  # (blocks, block_size)
 
     tokenized = documents.map(
-        tokenize, batched=True, remove_columns=documents.column_names, num_proc=num_proc, desc=f"Tokenizing {desc}"
+        tokenize,
+        batched=True,
+        batch_size=TOKENIZE_BATCH,
+        writer_batch_size=TOKENIZE_BATCH,
+        remove_columns=documents.column_names,
+        num_proc=num_proc,
+        desc=f"Tokenizing {desc}",
     )
-    blocks = tokenized.map(pack, batched=True, batch_size=1000, num_proc=num_proc, desc=f"Packing {desc}")
-    return blocks
+    blocks = tokenized.with_format("numpy").map(
+        pack, batched=True, batch_size=1000, num_proc=num_proc, desc=f"Packing {desc}"
+    )
+    return blocks.with_format(None)
 
 
 def split_blocks(blocks: Dataset, validation_fraction: float) -> tuple[Dataset, Dataset]:
@@ -167,17 +275,30 @@ def split_blocks(blocks: Dataset, validation_fraction: float) -> tuple[Dataset, 
 
 
 def iter_text_batches(documents: Dataset, batch_size: int = 1000):
-    """Lists of texts, for `tokenizers` trainers."""
+    """Lists of at most `batch_size` texts, for `tokenizers` trainers; a long document comes as its `split_text`
+    pieces (GPT-2's and GPT-1's pre-tokenizers give them the words of the whole, so the counts a trainer learns from
+    are the same), so that no batch holds more than `batch_size` x `PIECE_CHARS` characters."""
+    batch = []
     for start in range(0, documents.num_rows, batch_size):
-        yield documents[start : start + batch_size]["text"]
+        for text in documents[start : start + batch_size]["text"]:
+            for piece in split_text(text):
+                batch.append(piece)
+                if len(batch) == batch_size:
+                    yield batch
+                    batch = []
+    if batch:
+        yield batch
 
 
 __all__ = [
     "SHAKESPEARE",
     "builder_for",
     "check_files_exist",
+    "cuts_are_exact",
+    "encode_pieces",
     "load_documents",
     "pack_blocks",
     "split_blocks",
+    "split_text",
     "iter_text_batches",
 ]
