@@ -72,7 +72,16 @@ def latest_checkpoint(root: str | os.PathLike) -> Path | None:
 
 
 def read_marker(path: str | os.PathLike) -> dict:
-    return json.loads((Path(path) / MARKER).read_text())
+    """The checkpoint's marker; `RecipeError` if it is not the JSON object a save writes."""
+    try:
+        marker = json.loads((Path(path) / MARKER).read_text())
+    except (OSError, ValueError) as error:
+        raise RecipeError(
+            f"The marker {MARKER} of checkpoint {os.fspath(path)!r} cannot be read ({error})."
+        ) from error
+    if not isinstance(marker, dict):
+        raise RecipeError(f"The marker {MARKER} of checkpoint {os.fspath(path)!r} is not a JSON object: {marker!r}.")
+    return marker
 
 
 def file_digests(folder: str | os.PathLike) -> dict[str, str]:

@@ -22,6 +22,16 @@ from pathlib import Path
 from .errors import RecipeError
 
 LOCK = ".run.lock"
+# A lock file is written in microseconds after it is created: one still unreadable after this many seconds was left
+# by a process that died in between (or a full disk), and is stale.
+UNREADABLE_STALE_AFTER = 10.0
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _process_start(pid: int) -> str | None:
@@ -90,9 +100,12 @@ class RunLock:
                     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                 except FileExistsError:
                     holder = cls.read(path)
-                    if holder is None or not is_stale(holder):
+                    if holder is None and _age(path) > UNREADABLE_STALE_AFTER:
+                        say(f"Taking over the unreadable lock {os.fspath(path)!r} (a run that died while taking it).")
+                    elif holder is None or not is_stale(holder):
                         raise RecipeError(cls._held_message(output_dir, path, holder)) from None
-                    say(f"Taking over the stale lock of {_describe(holder)} (it no longer runs).")
+                    else:
+                        say(f"Taking over the stale lock of {_describe(holder)} (it no longer runs).")
                     path.unlink(missing_ok=True)
                     continue
                 with os.fdopen(fd, "w") as file:

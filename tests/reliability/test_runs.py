@@ -26,6 +26,7 @@ from test_training_faults import harness, run_in_process
 
 from recipes import checkpointing, finetune, pretrain
 from recipes.checkpointing import latest_checkpoint
+from recipes.errors import RecipeError
 from recipes.run_lock import LOCK
 
 MAX_STEPS, EVERY = 6, 2
@@ -207,6 +208,20 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_work(corpus, 
     case("run-output-not-writable")
 
 
+def test_an_unreadable_lock_is_refused_while_fresh_and_stale_once_old(tmp_path):
+    from recipes.run_lock import UNREADABLE_STALE_AFTER, RunLock
+
+    (tmp_path / LOCK).write_text("")  # created, never written: its process died in between, or is writing it now
+    with pytest.raises(RecipeError, match="is in use by another run \\(a run whose lock file cannot be read\\)"):
+        RunLock.acquire(tmp_path)
+    old = time.time() - UNREADABLE_STALE_AFTER - 1
+    os.utime(tmp_path / LOCK, (old, old))
+    said = []
+    RunLock.acquire(tmp_path, say=said.append).release()
+    assert said and "Taking over the unreadable lock" in said[0]
+    case("run-lock-unreadable")
+
+
 # Preemption -------------------------------------------------------------------------------------------------------
 
 
@@ -319,6 +334,15 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(
     message = error_of(pretrain.main, resume_args(corpus, output_dir), capsys)
     assert f"is damaged: {file} ({what}) since it was saved" in message, message
     case(name)
+
+
+def test_a_damaged_marker_is_refused_naming_the_checkpoint(reference, corpus, tmp_path, capsys):
+    output_dir = copy_run(reference, tmp_path / "run")
+    newest = latest_checkpoint(output_dir / "checkpoints")
+    (newest / checkpointing.MARKER).write_text('{"step": 6, "fil')
+    message = error_of(pretrain.main, resume_args(corpus, output_dir), capsys)
+    assert f"The marker checkpoint_complete.json of checkpoint '{newest}' cannot be read" in message, message
+    case("resume-damaged-marker")
 
 
 # Fine-tuning resumes ----------------------------------------------------------------------------------------------
