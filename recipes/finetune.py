@@ -54,7 +54,14 @@ from .engine import Hooks, RecipeRun, Schedule, TrainingLoop, restore_progress, 
 from .errors import RecipeError, exit_with_error
 from .optim import build_optimizer, build_scheduler
 from .options import TrainingOptions, option
-from .run_folder import check_resume, checkpoints_root, fingerprint_rows, fingerprint_tokenizer, open_run_folder
+from .run_folder import (
+    check_resume,
+    checkpoints_root,
+    fingerprint_rows,
+    fingerprint_tokenizer,
+    hub_repo_id,
+    open_run_folder,
+)
 from .task_data import TaskData
 from .task_setup import (
     PRESETS,
@@ -375,7 +382,7 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
         accelerator.end_training()
     report(accelerator, results, output_dir, metric)
     if accelerator.is_main_process and run.args.push_to_hub:
-        repo_id = run.args.hub_model_id or output_dir.name
+        repo_id = hub_repo_id(run.args)
         accelerator.unwrap_model(loop.model).push_to_hub(repo_id, tokenizer=run.tokenizer)
         accelerator.print(f"Pushed to https://huggingface.co/{repo_id}")
     return results

@@ -70,6 +70,7 @@ from .run_folder import (
     checkpoints_root,
     fingerprint_rows,
     fingerprint_tokenizer,
+    hub_repo_id,
     open_run_folder,
 )
 from .train_tokenizer import check_vocab_size, load_tokenizer, train_tokenizer
@@ -503,7 +504,7 @@ def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict) -> Train
         f"Generate:            python -m recipes.generate --model {output_dir} --do_sample --prompt 'ROMEO.'"
     )
     if args.push_to_hub:
-        repo_id = args.hub_model_id or output_dir.name
+        repo_id = hub_repo_id(args)
         accelerator.unwrap_model(loop.model).push_to_hub(repo_id, tokenizer=run.tokenizer)
         accelerator.print(f"Pushed to https://huggingface.co/{repo_id}")
     return progress

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accelerate.utils import broadcast_object_list
+from huggingface_hub import get_token
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from .checkpointing import check_same_model, checkpoint_step, complete_checkpoints, read_marker, resolve_checkpoint
 from .errors import RecipeError
@@ -113,12 +116,34 @@ def _lock_on_main_process(accelerator, output_dir: Path) -> RunLock | None:
     return lock
 
 
+def hub_repo_id(args) -> str:
+    """Where `--push_to_hub` uploads: `--hub_model_id`, else the output folder's name."""
+    return args.hub_model_id or Path(args.output_dir).resolve().name
+
+
+def check_hub_upload(args):
+    """`--push_to_hub` uploads after training: its repository name and a Hub token are checked before it."""
+    if not args.push_to_hub:
+        return
+    repo_id = hub_repo_id(args)
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise RecipeError(f"--push_to_hub: {repo_id!r} is not a Hub repository name ({error}); give --hub_model_id.")
+    if get_token() is None:
+        raise RecipeError(
+            f"--push_to_hub {repo_id!r} needs a Hub token, and none is set: run `hf auth login` or set HF_TOKEN "
+            f"before training (the upload comes after it)."
+        )
+
+
 @contextmanager
 def open_run_folder(accelerator, args):
     """The run's `--output_dir`, locked (a second run on it is refused, naming this one), with the checkpoint to
     resume from resolved and checked against the folder (`check_output_dir`). Yields the `RunFolder`; the lock is
     released if the `with` body fails, else by the caller (`RunFolder.release`) when the run ends."""
     output_dir = Path(args.output_dir)
+    check_hub_upload(args)
     folder = RunFolder(output_dir, _lock_on_main_process(accelerator, output_dir), None)
     try:
         folder.resume_dir = resolve_resume(accelerator, args.resume_from_checkpoint, output_dir)

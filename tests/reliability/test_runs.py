@@ -456,6 +456,21 @@ def test_samples_longer_than_the_context_are_refused_before_training(corpus, tmp
     case("option-sample-length-past-context")
 
 
+def test_push_to_hub_without_a_token_or_with_a_bad_name_is_refused_before_training(
+    corpus, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no stored token either
+    args = [*recipe_args(corpus, tmp_path / "run"), "--push_to_hub"]
+    message = error_of(pretrain.main, args, capsys)
+    assert "--push_to_hub 'run' needs a Hub token, and none is set" in message, message
+    message = error_of(pretrain.main, [*args, "--hub_model_id", "me/my model"], capsys)
+    assert "--push_to_hub: 'me/my model' is not a Hub repository name" in message, message
+    assert not (tmp_path / "run").exists()
+    case("option-push-to-hub-no-token")
+    case("option-push-to-hub-bad-name")
+
+
 def test_every_run_case_is_in_the_reliability_table(documented_cases):
     assert CASES, "run the whole module"
     missing = sorted(CASES - documented_cases)
