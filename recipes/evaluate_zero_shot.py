@@ -57,13 +57,14 @@ import os
 import re
 import string
 import time
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from datasets import Dataset, concatenate_datasets, load_dataset
+from huggingface_hub.errors import StrictDataclassError
 from tqdm.auto import tqdm
 
 import modeling_gpt2
@@ -71,7 +72,14 @@ import modeling_gpt2
 from .arguments import at_least, parse_arguments
 from .corpus import builder_for, check_files_exist, load_documents
 from .errors import RecipeError, exit_with_error
-from .families import family_of, load_causal_lm, load_tokenizer_for, preset_model, preset_tokenizer
+from .families import (
+    family_of,
+    load_causal_lm,
+    load_tokenizer_for,
+    preset_model,
+    preset_tokenizer,
+    read_config_dict,
+)
 from .options import option
 
 PROG = "python -m recipes.evaluate_zero_shot"
@@ -84,6 +92,16 @@ MULTIPLE_CHOICE_TEMPLATE = "{context}"
 ENTAILMENT_TEMPLATE = "{premise}\\nQuestion: {hypothesis} True, False or Neither?\\nAnswer:"
 # Label names in the order of their ids in MNLI, SNLI and RTE-style data (0 = entailment), each with its answer.
 ENTAILMENT_CHOICES = '{"entailment": " True", "neutral": " Neither", "contradiction": " False"}'
+# The options that only some tasks read: given (other than their default) for another task, they would be ignored.
+TASK_OPTIONS = {
+    "join_with": ("perplexity",),
+    "stride": ("perplexity",),
+    "text_column": ("perplexity", "lambada"),
+    **dict.fromkeys(
+        ("template", "label_choices", "choices_column", "label_column", "normalize"), ("multiple_choice",)
+    ),
+}
+HUB_OPTIONS = ("dataset_config_name", "dataset_split")  # read with --dataset_name only
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -95,21 +113,31 @@ def is_preset(model: str) -> bool:
     return model in modeling_gpt2.PRESETS and not Path(model).exists()
 
 
-def load_model_and_tokenizer(args):
-    """`--model`: a GPT-2 preset name (random weights, OpenAI's tokenizer), else a GPT-2 or GPT-1 folder or Hub name
-    (recipes/families.py: its config.json names the family), with the folder's tokenizer (a GPT-2 folder without one:
-    OpenAI's)."""
+def load_config_and_tokenizer(args):
+    """`--model`'s config and tokenizer, no weights: a GPT-2 preset name (OpenAI's tokenizer), else a GPT-2 or GPT-1
+    folder or Hub name (recipes/families.py: its config.json names the family), with the folder's tokenizer (a GPT-2
+    folder without one: OpenAI's)."""
     if is_preset(args.model):
-        return preset_model("gpt2", args.model, args.seed), preset_tokenizer("gpt2")
+        return modeling_gpt2.GPT2OriginsConfig.from_preset(args.model), preset_tokenizer("gpt2")
     try:
-        family_of(args.model)
+        family = family_of(args.model)
     except RecipeError as error:
         presets = ", ".join(modeling_gpt2.PRESETS)
         raise RecipeError(f"--model {args.model!r} is neither a preset ({presets}) nor a model: {error}") from error
     try:
-        return load_causal_lm(args.model), load_tokenizer_for(args.model)
+        return family.config_class.from_dict(read_config_dict(args.model)), load_tokenizer_for(args.model)
     except RecipeError:
         raise
+    except (OSError, ValueError, StrictDataclassError) as error:  # the last: a config field of the wrong type
+        raise RecipeError(f"--model {args.model!r} does not load: {error}") from error
+
+
+def load_model(args):
+    """`--model`'s weights (a preset's random ones, drawn from `--seed`)."""
+    if is_preset(args.model):
+        return preset_model("gpt2", args.model, args.seed)
+    try:
+        return load_causal_lm(args.model)
     except (OSError, ValueError) as error:
         raise RecipeError(f"--model {args.model!r} does not load: {error}") from error
 
@@ -121,9 +149,9 @@ def context_size(config) -> int:
     raise RecipeError(f"The model config ({type(config).__name__}) gives no context size (n_positions).")
 
 
-def check_window(args, model, tokenizer) -> int:
+def check_window(args, config, tokenizer) -> int:
     """The window: `--max_length`, at most the model's context; the stride at most the window."""
-    n_positions = context_size(model.config)
+    n_positions = context_size(config)
     window = args.max_length if args.max_length is not None else n_positions
     if window > n_positions:
         raise RecipeError(
@@ -135,9 +163,9 @@ def check_window(args, model, tokenizer) -> int:
             f"--stride {args.stride} is larger than the window of {window} tokens: the tokens between two windows "
             f"would never be scored. Use a stride of at most {window}."
         )
-    if len(tokenizer) > model.config.vocab_size:
+    if len(tokenizer) > config.vocab_size:
         raise RecipeError(
-            f"The tokenizer has {len(tokenizer):,} tokens but the model's vocab_size is {model.config.vocab_size:,}: "
+            f"The tokenizer has {len(tokenizer):,} tokens but the model's vocab_size is {config.vocab_size:,}: "
             f"use the tokenizer the model was trained with."
         )
     return window
@@ -493,6 +521,20 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def check_output_file(path: Path):
+    """The results can be written: `path` is not a folder, and its nearest existing parent is a writable folder (the
+    scoring is not spent on results that cannot be saved)."""
+    if path.is_dir():
+        raise RecipeError(f"--output_file {os.fspath(path)!r} is a folder: name the JSON file to write.")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise RecipeError(
+            f"--output_file {os.fspath(path)!r} cannot be written: {os.fspath(parent)!r} is not a writable folder."
+        )
+
+
 def default_output_file(args) -> Path:
     model = re.sub(r"[^A-Za-z0-9._-]+", "--", args.model.strip("/")).strip("-.") or "model"
     return Path("runs") / "zero-shot" / f"{args.task}-{model}.json"
@@ -507,14 +549,17 @@ def has_accelerator() -> bool:
 
 def evaluation_function(args) -> dict:
     check_files_exist(args.data_file, "--data_file")
+    output_file = Path(args.output_file) if args.output_file else default_output_file(args)
+    check_output_file(output_file)
     # Without an accelerator, `accelerate launch` / torchrun processes form a gloo group only with cpu=True.
     accelerator = Accelerator(mixed_precision=args.mixed_precision, cpu=args.cpu or not has_accelerator())
+    # Every check before the weights are read: the data, the window against the model's config, every request.
     data = read_data(args)
-    model, tokenizer = load_model_and_tokenizer(args)
-    window = check_window(args, model, tokenizer)
+    config, tokenizer = load_config_and_tokenizer(args)
+    window = check_window(args, config, tokenizer)
     requests, finish = PREPARE[args.task](args, data, tokenizer, window)  # tokenised, each fitted to the window
 
-    model = accelerator.prepare_model(model, evaluation_mode=True)
+    model = accelerator.prepare_model(load_model(args), evaluation_mode=True)
     if is_preset(args.model):
         accelerator.print(f"--model {args.model}: a random {args.model} GPT-2 (a smoke run, expect chance level).")
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -540,13 +585,26 @@ def evaluation_function(args) -> dict:
         "device": str(accelerator.device),
         "num_processes": accelerator.num_processes,
     }
-    output_file = Path(args.output_file) if args.output_file else default_output_file(args)
     if accelerator.is_main_process:
         output_file.parent.mkdir(parents=True, exist_ok=True)
         output_file.write_text(json.dumps(results, indent=1) + "\n")
     accelerator.print(format_table(results))
     accelerator.print(f"Results: {output_file}")
     return results
+
+
+def check_template(template: str):
+    """`--template` is a format string whose fields are named (a row's columns), so every row can fill it in."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(unescape(template)) if name is not None]
+    except ValueError as error:
+        raise ValueError(f"--template {template!r} is not a format string: {error}") from None
+    positional = [name for name in names if name == "" or name.isdigit()]
+    if positional:
+        raise ValueError(
+            f"--template {template!r} has the positional field {{{positional[0]}}}: name a column of the rows, "
+            f"e.g. {{context}}"
+        )
 
 
 def label_answers(label_choices: str) -> dict:
@@ -623,8 +681,28 @@ class ZeroShotArguments:
         for path in self.data_file or []:
             if builder_for(path) == "text" and self.task == "multiple_choice":
                 raise ValueError(f"--data_file {path!r}: multiple-choice rows need .jsonl/.json/.csv/.parquet.")
-        if self.join_with is not None and self.task != "perplexity":
-            raise ValueError("--join_with joins documents for --task perplexity only.")
+        defaults = {
+            f.name: f.default if f.default_factory is MISSING else f.default_factory()
+            for f in fields(self)
+            if f.name in TASK_OPTIONS or f.name in HUB_OPTIONS
+        }
+        for name, tasks in TASK_OPTIONS.items():
+            if self.task not in tasks and getattr(self, name) != defaults[name]:
+                raise ValueError(
+                    f"--{name} is read for --task {' and '.join(tasks)} only, not --task {self.task}: leave it out"
+                )
+        for name in HUB_OPTIONS if self.data_file else ():
+            if getattr(self, name) != defaults[name]:
+                raise ValueError(
+                    f"--{name} picks from a Hub dataset (--dataset_name); --data_file is read whole (--max_samples "
+                    f"takes its first rows): leave --{name} out"
+                )
+        if not self.normalize:
+            raise ValueError(f"--normalize needs at least one of {', '.join(NORMALIZATIONS)}")
+        if not 0 <= self.seed < 2**64:
+            raise ValueError(f"--seed must be in [0, 2**64), got {self.seed}")
+        if self.template is not None:
+            check_template(self.template)
         label_answers(self.label_choices)  # read here too, so that bad JSON stops the run before any work
 
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field, fields
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 
 from .arguments import at_least, parse_arguments
 from .errors import RecipeError, exit_with_error
@@ -129,7 +130,13 @@ def load_config_and_tokenizer(model: str | None, model_type: str | None = None, 
     family = family_of(model)
     if model_type is not None and model_type != family.name:
         raise RecipeError(f"--model {model!r} is a {family.name} model, not --model_type {model_type}.")
-    return family.config_class.from_dict(read_config_dict(model)), load_tokenizer_for(model)
+    try:
+        config = family.config_class.from_dict(read_config_dict(model))
+    except (ValueError, StrictDataclassError) as error:  # the last: a field of the wrong type
+        raise RecipeError(
+            f"--model {model!r}: its config.json is not a valid {family.name} config: {error}"
+        ) from error
+    return config, load_tokenizer_for(model)
 
 
 def preset_overrides(family: str, tokenizer) -> dict:
