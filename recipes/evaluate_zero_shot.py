@@ -129,7 +129,7 @@ def load_config_and_tokenizer(args):
     except RecipeError:
         raise
     except (OSError, ValueError, StrictDataclassError) as error:  # the last: a config field of the wrong type
-        raise RecipeError(f"--model {args.model!r} does not load: {error}") from error
+        raise RecipeError(f"--model {args.model!r} does not load: {' '.join(str(error).split())}") from error
 
 
 def load_model(args):

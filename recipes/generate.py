@@ -133,9 +133,8 @@ def load_config_and_tokenizer(model: str | None, model_type: str | None = None, 
     try:
         config = family.config_class.from_dict(read_config_dict(model))
     except (ValueError, StrictDataclassError) as error:  # the last: a field of the wrong type
-        raise RecipeError(
-            f"--model {model!r}: its config.json is not a valid {family.name} config: {error}"
-        ) from error
+        message = " ".join(str(error).split())  # one line: a field's error spans two
+        raise RecipeError(f"--model {model!r}: config.json is not a valid {family.name} config: {message}") from error
     return config, load_tokenizer_for(model)
 
 
