@@ -444,7 +444,7 @@ def test_labels_that_do_not_match_the_classes(tmp_path):
     with pytest.raises(RecipeError, match=r"line 1: label 3 is out of range: class ids are in \[0, 3\) \(entailment"):
         load("entailment", tmp_path, [{"premise": "a", "hypothesis": "b", "label": 3}], label_names=ENTAILMENT)
     choices = rows(TASK_FOLDERS["multiple_choice"])[:3]
-    with pytest.raises(RecipeError, match=r"line 2: label 3 must be the index of the right choice, an int in \[0, 3\)"):
+    with pytest.raises(RecipeError, match=r"line 2: label 3 must be the index of the right choice, an int in \[0, 3"):
         load("multiple_choice", tmp_path, [choices[0], {**choices[1], "label": 3}])
 
 
