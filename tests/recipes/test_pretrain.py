@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from modeling_gpt2 import GPT2OriginsConfig
-from recipes import pretrain
+from recipes import pretrain, run_folder
 from recipes.checkpointing import MARKER, complete_checkpoints, file_digests
 from recipes.families import MODEL_FAMILIES
 
@@ -381,6 +381,7 @@ def test_push_to_hub_uploads_model_and_tokenizer_together(tmp_path, monkeypatch)
         "push_to_hub",
         lambda self, repo_id, tokenizer=None: pushed.append((repo_id, len(tokenizer))),
     )
+    monkeypatch.setattr(run_folder, "get_token", lambda: "hf_test")  # a logged-in user (checked before training)
     args = [*FAST, "--train_file", small_corpus(tmp_path), "--max_steps", "2", "--num_samples", "0"]
     pretrain.main([*map(str, args), "--output_dir", str(tmp_path / "out"), "--push_to_hub", "--hub_model_id", "me/x"])
     AcceleratorState._reset_state(reset_partial_state=True)
