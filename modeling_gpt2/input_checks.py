@@ -203,8 +203,10 @@ def check_num_items_in_batch(num_items_in_batch: torch.Tensor | float | None, nu
         return
     is_tensor = isinstance(num_items_in_batch, torch.Tensor)
     value = num_items_in_batch.min().item() if is_tensor else num_items_in_batch
+    if math.isfinite(value) and value > 0:
+        return  # the usual case: this batch's targets are not counted (no second device sync)
     targets = int(num_targets)
-    if not (math.isfinite(value) and (value > 0 or (value == 0 and targets == 0))):
+    if not (value == 0 and targets == 0):
         raise ValueError(
             f"`num_items_in_batch` (the number of targets in the whole accumulated batch, which the summed loss is "
             f"divided by) must be a positive number, got {value}"
