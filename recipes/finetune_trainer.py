@@ -28,6 +28,7 @@ from .accelerators import has_accelerator
 from .errors import RecipeError, exit_with_error
 from .finetune import RESULTS, FinetuneArguments, parse_args, report
 from .optim import build_optimizer
+from .run_folder import check_hub_upload, lock_output_dir
 from .task_data import TaskData
 
 
@@ -123,8 +124,23 @@ def _metrics(record: dict, prefix: str, reported) -> dict:
 
 
 def training_function(args: FinetuneArguments) -> dict:
+    """Fine-tuning with Trainer, holding the output folder's lock (recipes/run_lock.py) from the first write to the
+    last: a second run on the same folder is refused, naming this one."""
     hyperparameters = args.hyperparameters()
+    check_hub_upload(args)
     trainer, task, encoded = build_trainer(hyperparameters, args)
+    lock = lock_output_dir(trainer.accelerator, Path(args.output_dir))
+    try:
+        results = train_and_report(trainer, task, encoded, hyperparameters, args)
+    finally:
+        if lock is not None:
+            lock.release()
+    if args.push_to_hub:  # Trainer uploads the folder's files: the lock is gone by now
+        trainer.push_to_hub()
+    return results
+
+
+def train_and_report(trainer, task, encoded, hyperparameters: dict, args: FinetuneArguments) -> dict:
     metric, reported = hyperparameters["metric_for_best_model"], hyperparameters.pop("reported")
     resume = args.resume_from_checkpoint
     if resume == "latest":
@@ -165,8 +181,6 @@ def training_function(args: FinetuneArguments) -> dict:
     if trainer.is_world_process_zero():
         (output_dir / RESULTS).write_text(json.dumps(results, indent=1))
     report(trainer.accelerator, results, output_dir, metric)
-    if args.push_to_hub:
-        trainer.push_to_hub()
     return results
 
 

@@ -101,7 +101,7 @@ class RunFolder:
             self.lock = None
 
 
-def _lock_on_main_process(accelerator, output_dir: Path) -> RunLock | None:
+def lock_output_dir(accelerator, output_dir: Path) -> RunLock | None:
     """The folder's lock, taken by the main process; its refusal is raised on every process (none waits forever)."""
     lock, message = None, None
     if accelerator.is_main_process:
@@ -144,7 +144,7 @@ def open_run_folder(accelerator, args):
     released if the `with` body fails, else by the caller (`RunFolder.release`) when the run ends."""
     output_dir = Path(args.output_dir)
     check_hub_upload(args)
-    folder = RunFolder(output_dir, _lock_on_main_process(accelerator, output_dir), None)
+    folder = RunFolder(output_dir, lock_output_dir(accelerator, output_dir), None)
     try:
         folder.resume_dir = resolve_resume(accelerator, args.resume_from_checkpoint, output_dir)
         check_output_dir(output_dir, folder.resume_dir, args.overwrite_output_dir)

@@ -63,9 +63,14 @@ def uninterrupted_run(folder: Path) -> dict:
 
 
 def run_in_process(args) -> dict:
+    return run_in_process_main(finetune.main, args)
+
+
+def run_in_process_main(main, args) -> dict:
+    """A fine-tuning recipe's `main(args)` in this process, with Accelerate's state reset before and after."""
     AcceleratorState._reset_state(reset_partial_state=True)
     try:
-        return finetune.main([*map(str, args)])
+        return main([*map(str, args)])
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
 

@@ -393,6 +393,19 @@ def test_a_sigterm_in_fine_tuning_saves_the_step_and_the_resume_is_exact(finetun
     case("run-sigterm-finetune")
 
 
+def test_the_trainer_recipe_holds_the_lock_too(finetune_reference, tmp_path, capsys):
+    from recipes import finetune_trainer
+
+    write_lock(tmp_path / "run", host="gpu-node-17", pid=1234)
+    with pytest.raises(SystemExit) as stopped:
+        finetune_faults.run_in_process_main(
+            finetune_trainer.main, [*finetune_reference["args"], "--output_dir", tmp_path / "run"]
+        )
+    assert stopped.value.code == 2
+    assert "is in use by another run (process 1234 on gpu-node-17" in capsys.readouterr().err
+    case("run-lock-trainer-recipe")
+
+
 # Options ----------------------------------------------------------------------------------------------------------
 
 BAD_OPTIONS = {
