@@ -64,7 +64,6 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import gather_object
 from datasets import Dataset, concatenate_datasets, load_dataset
-from huggingface_hub.errors import StrictDataclassError
 from tqdm.auto import tqdm
 
 import modeling_gpt2
@@ -75,10 +74,10 @@ from .errors import RecipeError, exit_with_error
 from .families import (
     family_of,
     load_causal_lm,
+    load_config,
     load_tokenizer_for,
     preset_model,
     preset_tokenizer,
-    read_config_dict,
 )
 from .options import option
 
@@ -120,15 +119,16 @@ def load_config_and_tokenizer(args):
     if is_preset(args.model):
         return modeling_gpt2.GPT2OriginsConfig.from_preset(args.model), preset_tokenizer("gpt2")
     try:
-        family = family_of(args.model)
+        family_of(args.model)
     except RecipeError as error:
         presets = ", ".join(modeling_gpt2.PRESETS)
         raise RecipeError(f"--model {args.model!r} is neither a preset ({presets}) nor a model: {error}") from error
+    _, config = load_config(args.model)
     try:
-        return family.config_class.from_dict(read_config_dict(args.model)), load_tokenizer_for(args.model)
+        return config, load_tokenizer_for(args.model)
     except RecipeError:
         raise
-    except (OSError, ValueError, StrictDataclassError) as error:  # the last: a config field of the wrong type
+    except (OSError, ValueError) as error:
         raise RecipeError(f"--model {args.model!r} does not load: {' '.join(str(error).split())}") from error
 
 

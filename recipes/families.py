@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedConfig
 
 import modeling_gpt1
@@ -100,6 +101,21 @@ def read_config_dict(name_or_path) -> dict:
     if not isinstance(config, dict) or not config:
         raise RecipeError(f"The config.json of {os.fspath(name_or_path)!r} is empty or not a JSON object.")
     return config
+
+
+def load_config(name_or_path) -> tuple[ModelFamily, PreTrainedConfig]:
+    """The family and the config of a folder or Hub name, from its config.json (read once); no weights are read. A
+    field of the wrong type or value is a RecipeError naming the folder."""
+    config_dict = read_config_dict(name_or_path)
+    family = _family_of_config(config_dict, name_or_path)
+    try:
+        return family, family.config_class.from_dict(config_dict)
+    except (ValueError, StrictDataclassError) as error:  # the last: a field of the wrong type
+        message = " ".join(str(error).split())  # one line: a field's error spans two
+        raise RecipeError(
+            f"{os.fspath(name_or_path)!r} does not load: its config.json is not a valid {family.name} config: "
+            f"{message}"
+        ) from error
 
 
 def family_of(name_or_path) -> ModelFamily:
@@ -194,5 +210,6 @@ __all__ = [
     "load_tokenizer_for",
     "preset_model",
     "preset_tokenizer",
+    "load_config",
     "read_config_dict",
 ]

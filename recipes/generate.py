@@ -21,19 +21,17 @@ import time
 from dataclasses import dataclass, field, fields
 
 import torch
-from huggingface_hub.errors import StrictDataclassError
 
 from .arguments import at_least, parse_arguments
 from .errors import RecipeError, exit_with_error
 from .families import (
     MODEL_FAMILIES,
-    family_of,
     get_family,
     load_causal_lm,
+    load_config,
     load_tokenizer_for,
     preset_model,
     preset_tokenizer,
-    read_config_dict,
 )
 from .options import option
 
@@ -127,14 +125,9 @@ def load_config_and_tokenizer(model: str | None, model_type: str | None = None, 
         family = get_family(model_type or "gpt2")
         tokenizer = preset_tokenizer(family.name)
         return family.config_class.from_preset(preset, **preset_overrides(family.name, tokenizer)), tokenizer
-    family = family_of(model)
+    family, config = load_config(model)
     if model_type is not None and model_type != family.name:
         raise RecipeError(f"--model {model!r} is a {family.name} model, not --model_type {model_type}.")
-    try:
-        config = family.config_class.from_dict(read_config_dict(model))
-    except (ValueError, StrictDataclassError) as error:  # the last: a field of the wrong type
-        message = " ".join(str(error).split())  # one line: a field's error spans two
-        raise RecipeError(f"--model {model!r}: config.json is not a valid {family.name} config: {message}") from error
     return config, load_tokenizer_for(model)
 
 

@@ -375,7 +375,7 @@ def prepare_run(args: PretrainArguments) -> PretrainRun:
             args, accelerator, folder.resume_dir, tokenizer, layout, model_config, block_size, train_dataloader,
             eval_dataloader, folder=folder, resume_changes=changes,
         )  # fmt: skip
-        args.warmup_steps(max_training_steps(run))  # a warm-up longer than the run is refused here
+        args.warmup_steps(max_training_steps(run)[0])  # a warm-up longer than the run is refused here
         folder.replace_earlier_checkpoints(accelerator, args.overwrite_output_dir)
         return run
 
@@ -393,13 +393,14 @@ def check_sample_length(args, tokenizer, config):
         )
 
 
-def max_training_steps(run: PretrainRun) -> int:
-    """--max_steps, else --num_train_epochs passes over the training blocks (whole steps: they cross epoch ends)."""
+def max_training_steps(run: PretrainRun) -> tuple[int, int]:
+    """(--max_steps, else --num_train_epochs passes over the training blocks; the optimizer steps per epoch): whole
+    steps, since they cross epoch ends."""
     args = run.args
     per_epoch = steps_per_epoch(
         len(run.train_dataloader) // run.accelerator.num_processes, args.gradient_accumulation_steps, True
     )
-    return args.max_steps or per_epoch * args.num_train_epochs
+    return args.max_steps or per_epoch * args.num_train_epochs, per_epoch
 
 
 def build_model(run: PretrainRun):
@@ -421,10 +422,7 @@ def build_loop(run: PretrainRun, hyperparameters: dict) -> TrainingLoop:
     model = build_model(run)
     betas = (args.adam_beta1, args.adam_beta2)
     optimizer = build_optimizer(model, args.learning_rate, betas, args.weight_decay, accelerator.device)
-    per_epoch = steps_per_epoch(
-        len(run.train_dataloader) // accelerator.num_processes, args.gradient_accumulation_steps, True
-    )
-    max_steps = max_training_steps(run)
+    max_steps, per_epoch = max_training_steps(run)
     warmup = args.warmup_steps(max_steps)
     lr_scheduler = build_scheduler(args.lr_scheduler_type, optimizer, warmup, max_steps)
     hyperparameters.update(
