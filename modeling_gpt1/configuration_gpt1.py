@@ -98,6 +98,7 @@ class GPT1OriginsConfig(PreTrainedConfig):
     # they are constants of the architecture, not fields of config.json.
     scale_attn_weights: ClassVar[bool] = True  # train.py: `_attn(..., scale=True)`, scores / sqrt(head_dim)
     scale_attn_by_inverse_layer_idx: ClassVar[bool] = False
+    reorder_and_upcast_attn: ClassVar[bool] = False
     n_inner: ClassVar[int | None] = None  # the MLP is 4 * n_embd wide ("3072 dimensional inner states")
 
     # 40,478 released BPE tokens, then _start_, _delimiter_, _classify_ at 40478-40480 (as the released train.py
@@ -133,7 +134,7 @@ class GPT1OriginsConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         # Checked here, before transformers' own validators, so that a bad value raises a plain ValueError.
-        for name in ("scale_attn_weights", "scale_attn_by_inverse_layer_idx", "n_inner"):
+        for name in ("scale_attn_weights", "scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn", "n_inner"):
             if name in kwargs and kwargs[name] != getattr(type(self), name):
                 raise ValueError(
                     f"`{name}`={kwargs[name]!r} is not a GPT-1 setting: GPT-1 has one architecture, "

@@ -20,6 +20,7 @@ def check_task_inputs(
     inputs_embeds: torch.Tensor | None,
     attention_mask: torch.Tensor | None,
     mc_token_ids: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None = None,
 ) -> tuple[int, ...]:
     """The task-specific shape rules, as ValueErrors naming value and limit; returns the input's shape without the
     embedding dimension, (B, T) or (B, N, T). The base model then checks each of the B * N sequences (vocabulary,
@@ -58,11 +59,12 @@ def check_task_inputs(
             "task_type='multiple_choice' needs one sequence per answer, shape (batch_size, num_choices, "
             f"sequence_length), got shape {tuple(tokens.shape)}."
         )
-    if attention_mask is not None and attention_mask.shape != tokens.shape:
-        raise ValueError(
-            f"`attention_mask` has shape {tuple(attention_mask.shape)}, expected the shape of `{name}` without the "
-            f"embedding dimension, {tuple(tokens.shape)}."
-        )
+    for extra_name, extra in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        if extra is not None and extra.shape != tokens.shape:
+            raise ValueError(
+                f"`{extra_name}` has shape {tuple(extra.shape)}, expected the shape of `{name}` without the "
+                f"embedding dimension, {tuple(tokens.shape)}."
+            )
     if mc_token_ids is not None:
         expected = [(batch_size, num_sequences)] + ([(batch_size,)] if tokens.ndim == 2 else [])
         if tuple(mc_token_ids.shape) not in expected:
@@ -91,6 +93,31 @@ def check_task_inputs(
                 f"to give the positions explicitly."
             )
     return tuple(tokens.shape)
+
+
+def resolve_task_labels(
+    labels: torch.Tensor | None, mc_labels: torch.Tensor | None, input_shape: tuple[int, ...]
+) -> torch.Tensor | None:
+    """The task targets from `labels` (ours) or `mc_labels` (transformers' OpenAIGPTDoubleHeadsModel's name for the
+    index of the right answer, the same meaning). transformers' `labels` are language-model targets of the input's
+    shape; here the auxiliary LM loss is computed from `input_ids` over the attention mask, so such labels are a
+    ValueError that says what to pass instead, never read as task targets."""
+    lm_shaped = (
+        labels is not None
+        and len(input_shape) >= 2
+        and tuple(labels.shape) == tuple(input_shape)
+        and not labels.is_floating_point()
+    )
+    if lm_shaped or (labels is not None and mc_labels is not None):
+        raise ValueError(
+            f"`labels` of shape {tuple(labels.shape)}"
+            + (" with `mc_labels`" if mc_labels is not None else " (the input's shape)")
+            + " is transformers' OpenAIGPTDoubleHeadsModel convention, where `labels` are language-model targets. "
+            "Here `labels` are the task targets, one per example (the index of the right answer, or the class), and "
+            "the auxiliary LM loss (weight config.lm_coef, 0 to leave it out) is computed from `input_ids` over "
+            "the attention mask: pass the task targets alone, as `labels=` or `mc_labels=`."
+        )
+    return mc_labels if mc_labels is not None else labels
 
 
 def check_task_labels(

@@ -43,11 +43,15 @@ def check_inputs(
     attention_mask: torch.Tensor | None,
     position_ids: torch.Tensor | None,
     cache: Cache | None,
+    token_type_ids: torch.Tensor | None = None,
 ) -> int:
     """Every way a batch can be wrong, as a ValueError naming the value and the limit; returns the cached length.
 
-    The checks that read tensor values (id range, mask values, NaN) are skipped while torch.compile traces, where they
-    would break the graph; types and shapes are always checked.
+    The length limit is on positions: without `position_ids`, cached + new tokens must fit in `n_positions`; with
+    them, every position must lie in [0, n_positions), so a packed row (positions restarting at 0 per document, as
+    transformers' `DataCollatorWithFlattening` makes) may be longer than the context. The checks that read tensor
+    values (id range, mask values, NaN) are skipped while torch.compile traces, where they would break the graph;
+    types and shapes are always checked.
     """
     if cache is not None and not isinstance(cache, Cache):
         raise ValueError(
@@ -84,7 +88,7 @@ def check_inputs(
         batch_size, seq_len = inputs_embeds.shape[:2]
     if batch_size == 0 or seq_len == 0:
         raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
-    if known_past and past_length + seq_len > config.n_positions:
+    if known_past and position_ids is None and past_length + seq_len > config.n_positions:
         raise ValueError(
             f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
             f"model has n_positions={config.n_positions}."
@@ -132,9 +136,24 @@ def check_inputs(
                 f"`position_ids` must have shape ({batch_size} or 1, {seq_len}) or ({seq_len},), got shape "
                 f"{tuple(position_ids.shape)}."
             )
+    if token_type_ids is not None:
+        if token_type_ids.is_floating_point() or token_type_ids.is_complex() or token_type_ids.dtype == torch.bool:
+            raise ValueError(f"`token_type_ids` must be an integer tensor, got dtype {token_type_ids.dtype}.")
+        if tuple(token_type_ids.shape) != (batch_size, seq_len):
+            raise ValueError(
+                f"`token_type_ids` has shape {tuple(token_type_ids.shape)}, expected the input's (batch_size, "
+                f"sequence_length) = {(batch_size, seq_len)}."
+            )
 
     if torch.compiler.is_compiling():
         return past_length
+    if token_type_ids is not None:
+        low, high = (int(value) for value in torch.aminmax(token_type_ids))
+        if low < 0 or high >= config.vocab_size:
+            raise ValueError(
+                f"`token_type_ids` must lie in [0, {config.vocab_size}) (they are embedded by the token embedding, as "
+                f"in transformers' GPT-2 and OpenAI-GPT), got values in [{low}, {high}]."
+            )
     if input_ids is not None:
         low, high = (int(value) for value in torch.aminmax(input_ids))
         if low < 0 or high >= config.vocab_size:
@@ -153,7 +172,11 @@ def check_inputs(
     if position_ids is not None:
         low, high = (int(value) for value in torch.aminmax(position_ids))
         if low < 0 or high >= config.n_positions:
-            raise ValueError(f"`position_ids` must lie in [0, {config.n_positions}), got values in [{low}, {high}].")
+            context = f" ({past_length} cached + {seq_len} new tokens)" if past_length else ""
+            raise ValueError(
+                f"`position_ids` must lie in [0, n_positions={config.n_positions}), got values in [{low}, {high}]"
+                f"{context}: the model has no position embedding beyond n_positions - 1."
+            )
     return past_length
 
 

@@ -44,6 +44,7 @@ def from_pretrained_checked(load: Callable, source, head_prefixes: tuple[str, ..
     this model has not) may be missing from the checkpoint or left out of the model. NaN or inf weights are a
     ValueError naming the tensors.
     """
+    where = checkpoint_name(source)
     if kwargs.get("weights_only", True) is not True:
         raise ValueError(
             f"weights_only={kwargs['weights_only']!r} is refused: weights are read from safetensors or with "
@@ -58,7 +59,7 @@ def from_pretrained_checked(load: Callable, source, head_prefixes: tuple[str, ..
         model, info = load(source, *model_args, output_loading_info=True, **kwargs)
     except SafetensorError as error:
         raise OSError(
-            f"The safetensors weights of {os.fspath(source)!r} cannot be read ({error}): the file is truncated or "
+            f"The safetensors weights of {where} cannot be read ({error}): the file is truncated or "
             f"corrupted. Download or save it again."
         ) from error
     finally:
@@ -70,25 +71,30 @@ def from_pretrained_checked(load: Callable, source, head_prefixes: tuple[str, ..
             f"{key}: {tuple(saved)} saved, {tuple(built)} here" for key, saved, built in mismatched[:3]
         )
         raise ValueError(
-            f"{len(mismatched)} weights of {os.fspath(source)!r} do not fit the {name} built from its config "
+            f"{len(mismatched)} weights of {where} do not fit the {name} built from its config "
             f"({examples}): the weights belong to a model of another size than its config.json says."
         )
     missing = sorted(key for key in info["missing_keys"] if not key.startswith(head_prefixes))
     unexpected = sorted(key for key in info["unexpected_keys"] if not key.startswith(head_prefixes))
     if missing:
         raise ValueError(
-            f"{os.fspath(source)!r} lacks {len(missing)} weights of {name} (e.g. {', '.join(missing[:3])})"
+            f"{where} lacks {len(missing)} weights of {name} (e.g. {', '.join(missing[:3])})"
             + (f" and holds others instead (e.g. {', '.join(unexpected[:3])})" if unexpected else "")
             + ": it is not a checkpoint of this model family. Load it with its own class or the Auto classes."
         )
     if unexpected:
         raise ValueError(
-            f"{os.fspath(source)!r} holds {len(unexpected)} weights that {name} has no place for (e.g. "
+            f"{where} holds {len(unexpected)} weights that {name} has no place for (e.g. "
             f"{', '.join(unexpected[:3])}): they belong to a bigger model than its config.json says, or to another "
             f"model. Fix the config, or load the checkpoint with the class it was saved from."
         )
     check_finite_weights(model, source)
     return (model, info) if wants_info else model
+
+
+def checkpoint_name(source) -> str:
+    """The checkpoint's name in errors: its folder or Hub name, or the state dict of `from_pretrained(None, ...)`."""
+    return repr(os.fspath(source)) if source is not None else "the given state_dict"
 
 
 def check_finite_weights(model: torch.nn.Module, source) -> None:
@@ -105,7 +111,7 @@ def check_finite_weights(model: torch.nn.Module, source) -> None:
                 bad.append(f"{key} ({count:,} of {tensor.numel():,} values)")
     if bad:
         raise ValueError(
-            f"{os.fspath(source)!r} holds NaN or inf weights: {'; '.join(bad[:3])}"
+            f"{checkpoint_name(source)} holds NaN or inf weights: {'; '.join(bad[:3])}"
             + (f" and {len(bad) - 3} more tensors" if len(bad) > 3 else "")
             + ". The checkpoint was saved after training diverged, or is corrupted: load an earlier one."
         )

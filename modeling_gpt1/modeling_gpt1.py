@@ -33,12 +33,14 @@ from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, lm_loss_divisor, loss_divisor, tied_embedding
+from .compat import accepts_past_key_values
 from .configuration_gpt1 import GPT1OriginsConfig
 from .fine_tuning import (
     check_task_inputs,
     check_task_labels,
     lm_loss_chunked,
     lm_loss_per_sequence,
+    resolve_task_labels,
     task_loss_per_example,
     task_problem_type,
 )
@@ -73,6 +75,30 @@ def eager_attention_forward(
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
     attn_output = torch.matmul(attn_weights, value)  # (B, nh, T, hs)
     attn_output = attn_output.transpose(1, 2).contiguous()  # (B, T, nh, hs)
+    return attn_output, attn_weights
+
+
+# Copied from modeling_gpt2.modeling_gpt2.upcast_reordered_attention_forward
+def upcast_reordered_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`config.reorder_and_upcast_attn` (Stanford CRFM's Mistral GPT-2 runs, as in transformers' GPT-2): the scores
+    in fp32 with autocast off, the scale applied to the query before the product, so that fp16 / bf16 training of
+    deep models does not overflow. Shapes as in `eager_attention_forward`; the additive eager mask is required."""
+    with torch.autocast(query.device.type, enabled=False):
+        attn_weights = torch.matmul(query.float() * scaling, key.float().transpose(-1, -2))  # (B, nh, T, S) fp32
+        if attention_mask is not None:
+            attn_weights = attn_weights + attention_mask.float()
+        attn_weights = nn.functional.softmax(attn_weights, dim=-1)
+    attn_weights = nn.functional.dropout(attn_weights.to(value.dtype), p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()  # (B, T, nh, hs)
     return attn_output, attn_weights
 
 
@@ -118,6 +144,14 @@ class GPT1OriginsAttention(nn.Module):
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
+        if self.config.reorder_and_upcast_attn:
+            if self.config._attn_implementation != "eager":
+                raise ValueError(
+                    f"reorder_and_upcast_attn=True is an eager-attention computation, but the model runs "
+                    f"attn_implementation={self.config._attn_implementation!r}: load or build it with "
+                    f"attn_implementation='eager' (or set reorder_and_upcast_attn=False)."
+                )
+            attention_interface = upcast_reordered_attention_forward
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -256,11 +290,13 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
     # wpe->positions_embed
     @merge_with_config_defaults
     @capture_outputs
+    @accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
@@ -275,9 +311,13 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
         attention_mask (`torch.Tensor` of shape `(batch_size, cached + sequence_length)`, *optional*):
             1 for real tokens, 0 for padding, on either side. When `position_ids` is not given, positions are counted
             over the real tokens only, so a left-padded prompt gets the positions it would have alone.
+        token_type_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Segment ids, embedded by the token embedding and added to the input, as transformers' GPT-2 and OpenAI-GPT
+            do (neither model has a segment table); ids in [0, vocab_size). `generate` extends them with the last one.
         position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Explicit positions in [0, n_positions). Without an attention mask, positions that restart at 0 mark
-            packed documents, and attention does not cross them.
+            packed documents (padding-free batches, as `DataCollatorWithFlattening` makes), and attention does not
+            cross them; such a row may be longer than `n_positions`, as long as every position fits.
         inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*):
             Token embeddings to use instead of `input_ids`.
         tied_weight_grad (`TiedWeightGrad`, *optional*):
@@ -289,9 +329,9 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
         check_forward_kwargs(self.forward, kwargs)
         kwargs.pop("output_attentions", None)
         kwargs.pop("output_hidden_states", None)
-        if cache is None:
-            cache = kwargs.pop("past_key_values", None)  # the name transformers < 5.24 used
-        past_length = check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache)
+        past_length = check_inputs(
+            self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache, token_type_ids
+        )
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
@@ -310,7 +350,10 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
                 position_ids = torch.arange(seq_len, device=inputs_embeds.device) + past_length
                 position_ids = position_ids.unsqueeze(0)  # (1, T)
 
-        hidden_states = self.drop(inputs_embeds + self.positions_embed(position_ids))  # (B, T, C)
+        hidden_states = inputs_embeds + self.positions_embed(position_ids)  # (B, T, C)
+        if token_type_ids is not None:
+            hidden_states = hidden_states + self.tokens_embed(token_type_ids)  # (B, T, C)
+        hidden_states = self.drop(hidden_states)
         causal_mask = create_causal_mask(
             config=self.config,
             inputs_embeds=inputs_embeds,
@@ -347,11 +390,13 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
 
     # Copied from modeling_gpt2.modeling_gpt2.GPT2OriginsLMHeadModel.forward with GPT2->GPT1, wte->tokens_embed
     @can_return_tuple
+    @accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -384,6 +429,7 @@ class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
             input_ids,
             cache=cache,
             attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
@@ -511,6 +557,7 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         mc_token_ids: torch.LongTensor | None = None,
@@ -523,6 +570,8 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             similarity, k answers for multiple choice.
         attention_mask (`torch.Tensor`, same shape as `input_ids`, *optional*):
             1 for real tokens, 0 for padding (either side); positions count real tokens only.
+        token_type_ids (`torch.LongTensor`, same shape as `input_ids`, *optional*):
+            Segment ids, embedded by the token embedding and added to the input, as in transformers' OpenAI-GPT.
         position_ids (`torch.LongTensor`, same shape as `input_ids`, *optional*):
             Explicit positions in [0, n_positions).
         inputs_embeds (`torch.Tensor` of shape `(batch_size, [N,] sequence_length, n_embd)`, *optional*):
@@ -537,12 +586,19 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             With labels the output has `loss` = task_loss + lm_coef * lm_loss. When Trainer passes
             `num_items_in_batch` (the number of labelled examples in the whole accumulated batch), both losses are
             sums over examples divided by it, so gradient accumulation equals one large batch.
+        mc_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*, keyword only):
+            transformers' OpenAIGPTDoubleHeadsModel's name for the task targets: the same as `labels` here (read from
+            `**kwargs`, so that Trainer's `label_names` stay `["labels"]`). Its other convention, `labels` as
+            language-model targets of the input's shape, is a ValueError: the auxiliary LM loss is computed from
+            `input_ids`. Its outputs `mc_logits` and `mc_loss` are `logits` and `task_loss` here.
         """
+        input_shape = tuple(input_ids.shape) if input_ids is not None else ()
+        labels = resolve_task_labels(labels, kwargs.pop("mc_labels", None), input_shape)
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         kwargs.pop("use_cache", None)  # no cache: each example is read whole
         check_forward_kwargs(self.forward, kwargs)
         input_shape = check_task_inputs(
-            self.config, self.task_type, input_ids, inputs_embeds, attention_mask, mc_token_ids
+            self.config, self.task_type, input_ids, inputs_embeds, attention_mask, mc_token_ids, token_type_ids
         )  # (B, T) or (B, N, T)
         batch_size, seq_len = input_shape[0], input_shape[-1]
 
@@ -551,6 +607,7 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         flat_embeds = inputs_embeds.flatten(0, -3) if inputs_embeds is not None else None  # (B*N, T, C)
         flat_mask = attention_mask.reshape(-1, seq_len) if attention_mask is not None else None
         flat_positions = position_ids.reshape(-1, seq_len) if position_ids is not None else None
+        flat_types = token_type_ids.reshape(-1, seq_len) if token_type_ids is not None else None
         # Fine-tuning (training mode, task labels): the auxiliary LM loss goes through the chunked head, and the
         # (B*N, T, V) logits are never built (lm_logits is None); otherwise the logits, as transformers gives them.
         chunked_lm = (
@@ -562,6 +619,7 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         outputs: BaseModelOutputWithPast = self.transformer(
             flat_ids,
             attention_mask=flat_mask,
+            token_type_ids=flat_types,
             position_ids=flat_positions,
             inputs_embeds=flat_embeds,
             use_cache=False,

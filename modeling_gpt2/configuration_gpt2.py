@@ -66,6 +66,9 @@ class GPT2OriginsConfig(PreTrainedConfig):
         initializer_range: Std of the normal init; residual projections get std / sqrt(2 * n_layer).
         scale_attn_weights: Divide attention scores by sqrt(head_dim).
         scale_attn_by_inverse_layer_idx: Also divide by (layer_idx + 1) (Stanford CRFM's variant; off in GPT-2).
+        reorder_and_upcast_attn: Compute the attention scores in fp32, the scale applied to the query first (Stanford
+            CRFM's Mistral runs, as in transformers' GPT-2; off in GPT-2). Runs with `attn_implementation="eager"`
+            only; another backend is a ValueError at the first forward.
         use_cache: Return the KV cache from forward by default (used by `generate`).
         loss_chunk_size: In training mode with labels, compute the LM head and its loss this many tokens at a time,
             gradients included, without ever holding the whole batch's logits (they are returned as None); `None`
@@ -98,6 +101,7 @@ class GPT2OriginsConfig(PreTrainedConfig):
     initializer_range: float = 0.02
     scale_attn_weights: bool = True
     scale_attn_by_inverse_layer_idx: bool = False
+    reorder_and_upcast_attn: bool = False
     use_cache: bool = True
     bos_token_id: int | None = 50256
     eos_token_id: int | list[int] | None = 50256

@@ -32,6 +32,7 @@ from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, lm_loss_divisor, tied_embedding
+from .compat import accepts_past_key_values
 from .configuration_gpt2 import GPT2OriginsConfig
 from .hub import HubMixin
 from .input_checks import check_forward_kwargs, check_inputs, check_labels, check_model_fits
@@ -63,6 +64,29 @@ def eager_attention_forward(
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
     attn_output = torch.matmul(attn_weights, value)  # (B, nh, T, hs)
     attn_output = attn_output.transpose(1, 2).contiguous()  # (B, T, nh, hs)
+    return attn_output, attn_weights
+
+
+def upcast_reordered_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`config.reorder_and_upcast_attn` (Stanford CRFM's Mistral GPT-2 runs, as in transformers' GPT-2): the scores
+    in fp32 with autocast off, the scale applied to the query before the product, so that fp16 / bf16 training of
+    deep models does not overflow. Shapes as in `eager_attention_forward`; the additive eager mask is required."""
+    with torch.autocast(query.device.type, enabled=False):
+        attn_weights = torch.matmul(query.float() * scaling, key.float().transpose(-1, -2))  # (B, nh, T, S) fp32
+        if attention_mask is not None:
+            attn_weights = attn_weights + attention_mask.float()
+        attn_weights = nn.functional.softmax(attn_weights, dim=-1)
+    attn_weights = nn.functional.dropout(attn_weights.to(value.dtype), p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()  # (B, T, nh, hs)
     return attn_output, attn_weights
 
 
@@ -107,6 +131,14 @@ class GPT2OriginsAttention(nn.Module):
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
+        if self.config.reorder_and_upcast_attn:
+            if self.config._attn_implementation != "eager":
+                raise ValueError(
+                    f"reorder_and_upcast_attn=True is an eager-attention computation, but the model runs "
+                    f"attn_implementation={self.config._attn_implementation!r}: load or build it with "
+                    f"attn_implementation='eager' (or set reorder_and_upcast_attn=False)."
+                )
+            attention_interface = upcast_reordered_attention_forward
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -239,11 +271,13 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
 
     @merge_with_config_defaults
     @capture_outputs
+    @accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
@@ -258,9 +292,13 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
         attention_mask (`torch.Tensor` of shape `(batch_size, cached + sequence_length)`, *optional*):
             1 for real tokens, 0 for padding, on either side. When `position_ids` is not given, positions are counted
             over the real tokens only, so a left-padded prompt gets the positions it would have alone.
+        token_type_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Segment ids, embedded by the token embedding and added to the input, as transformers' GPT-2 and OpenAI-GPT
+            do (neither model has a segment table); ids in [0, vocab_size). `generate` extends them with the last one.
         position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
             Explicit positions in [0, n_positions). Without an attention mask, positions that restart at 0 mark
-            packed documents, and attention does not cross them.
+            packed documents (padding-free batches, as `DataCollatorWithFlattening` makes), and attention does not
+            cross them; such a row may be longer than `n_positions`, as long as every position fits.
         inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, n_embd)`, *optional*):
             Token embeddings to use instead of `input_ids`.
         tied_weight_grad (`TiedWeightGrad`, *optional*):
@@ -272,9 +310,9 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
         check_forward_kwargs(self.forward, kwargs)
         kwargs.pop("output_attentions", None)
         kwargs.pop("output_hidden_states", None)
-        if cache is None:
-            cache = kwargs.pop("past_key_values", None)  # the name transformers < 5.24 used
-        past_length = check_inputs(self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache)
+        past_length = check_inputs(
+            self.config, input_ids, inputs_embeds, attention_mask, position_ids, cache, token_type_ids
+        )
 
         if use_cache and cache is None:
             cache = DynamicCache(config=self.config)
@@ -293,7 +331,10 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
                 position_ids = torch.arange(seq_len, device=inputs_embeds.device) + past_length
                 position_ids = position_ids.unsqueeze(0)  # (1, T)
 
-        hidden_states = self.drop(inputs_embeds + self.wpe(position_ids))  # (B, T, C)
+        hidden_states = inputs_embeds + self.wpe(position_ids)  # (B, T, C)
+        if token_type_ids is not None:
+            hidden_states = hidden_states + self.wte(token_type_ids)  # (B, T, C)
+        hidden_states = self.drop(hidden_states)
         causal_mask = create_causal_mask(
             config=self.config,
             inputs_embeds=inputs_embeds,
@@ -327,11 +368,13 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
         self.post_init()
 
     @can_return_tuple
+    @accepts_past_key_values
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         cache: Cache | None = None,
         attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -364,6 +407,7 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
             input_ids,
             cache=cache,
             attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,

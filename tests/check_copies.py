@@ -31,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_PACKAGE, TARGET_PACKAGE = "modeling_gpt2", "modeling_gpt1"
-SHARED_FILES = ("chunked_loss.py", "hub.py", "input_checks.py", "loading.py")
+SHARED_FILES = ("chunked_loss.py", "compat.py", "hub.py", "input_checks.py", "loading.py")
 MARKER = re.compile(
     r"^(?P<indent> *)# Copied from modeling_gpt2\.(?P<module>\w+)\.(?P<name>[\w.]+)(?: with (?P<with>.+))?$"
 )

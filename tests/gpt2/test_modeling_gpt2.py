@@ -277,7 +277,7 @@ def tiny_model():
         ),
         (
             lambda: dict(input_ids=torch.ones(1, 3, dtype=torch.long), position_ids=torch.tensor([[0, 1, 64]])),
-            r"`position_ids` must lie in \[0, 64\)",
+            r"`position_ids` must lie in \[0, n_positions=64\)",
         ),
         (
             lambda: dict(input_ids=torch.ones(1, 3, dtype=torch.long), labels=torch.ones(1, 4, dtype=torch.long)),

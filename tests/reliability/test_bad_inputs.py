@@ -272,7 +272,7 @@ TENSOR_CASES = [
         "position-ids-out-of-range",
         lambda m: m.lm(ones(1, 3), position_ids=ids([[0, 1, 16]])),
         ValueError,
-        r"`position_ids` must lie in \[0, 16\), got values in \[0, 16\]",
+        r"`position_ids` must lie in \[0, n_positions=16\), got values in \[0, 16\]",
     ),
     Case(
         "position-ids-float",
