@@ -20,6 +20,12 @@ from .input_checks import LOAD_DEVICE
 _SPREAD_DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
 
+class WeightShapeMismatchError(ValueError, RuntimeError):
+    """Checkpoint weights of another shape than the model built from the config: a ValueError, like every bad input
+    here, and a RuntimeError, which transformers raises for the same mismatch, so that code written for either
+    catches it (and then passes `ignore_mismatched_sizes=True` to re-initialise those weights, as in transformers)."""
+
+
 def load_device(device_map) -> torch.device | None:
     """The one device `from_pretrained` loads the weights onto: the default device, or the one `device_map` names;
     None when it spreads them (a dict or a plan such as "auto", fitted by accelerate to each device's memory)."""
@@ -70,9 +76,10 @@ def from_pretrained_checked(load: Callable, source, head_prefixes: tuple[str, ..
         examples = "; ".join(
             f"{key}: {tuple(saved)} saved, {tuple(built)} here" for key, saved, built in mismatched[:3]
         )
-        raise ValueError(
+        raise WeightShapeMismatchError(
             f"{len(mismatched)} weights of {where} do not fit the {name} built from its config "
-            f"({examples}): the weights belong to a model of another size than its config.json says."
+            f"({examples}): the weights belong to a model of another size than its config.json says. Pass "
+            f"ignore_mismatched_sizes=True to initialise them anew instead (e.g. a task head for other labels)."
         )
     missing = sorted(key for key in info["missing_keys"] if not key.startswith(head_prefixes))
     unexpected = sorted(key for key in info["unexpected_keys"] if not key.startswith(head_prefixes))
@@ -134,4 +141,10 @@ class StrictLoadingMixin:
         )
 
 
-__all__ = ["StrictLoadingMixin", "check_finite_weights", "from_pretrained_checked", "load_device"]
+__all__ = [
+    "StrictLoadingMixin",
+    "WeightShapeMismatchError",
+    "check_finite_weights",
+    "from_pretrained_checked",
+    "load_device",
+]
