@@ -11,6 +11,8 @@ from typing import ClassVar
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from .compat import OUTPUT_CACHE_FIELD  # first of this package: checks the transformers release
+
 # The GPT-1 paper's one model (Radford et al. 2018, section 4.1), plus a tiny one for tests and CPU demos.
 PRESETS: dict[str, dict] = {
     "tiny": {"n_layer": 2, "n_embd": 64, "n_head": 4, "n_positions": 128},
@@ -87,7 +89,12 @@ class GPT1OriginsConfig(PreTrainedConfig):
     """
 
     model_type = "gpt1-origins"
-    keys_to_ignore_at_inference = ["cache", "task_loss", "lm_loss", "lm_logits"]  # Trainer's eval keeps task logits
+    keys_to_ignore_at_inference = [
+        OUTPUT_CACHE_FIELD,
+        "task_loss",
+        "lm_loss",
+        "lm_logits",
+    ]  # Trainer's eval keeps task logits
     attribute_map = {
         "hidden_size": "n_embd",
         "max_position_embeddings": "n_positions",

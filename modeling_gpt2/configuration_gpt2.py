@@ -10,6 +10,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 
+from .compat import OUTPUT_CACHE_FIELD  # first of this package: checks the transformers release
+
 # Named sizes of the GPT-2 paper (Radford et al. 2019, table 2), plus a tiny one for tests and CPU demos.
 # The paper's "117M / 345M / 762M / 1542M" are the same models counted with a different method.
 PRESETS: dict[str, dict] = {
@@ -79,7 +81,7 @@ class GPT2OriginsConfig(PreTrainedConfig):
     """
 
     model_type = "gpt2-origins"
-    keys_to_ignore_at_inference = ["cache"]
+    keys_to_ignore_at_inference = [OUTPUT_CACHE_FIELD]
     attribute_map = {
         "hidden_size": "n_embd",
         "max_position_embeddings": "n_positions",

@@ -22,17 +22,16 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
-from transformers.masking_utils import create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
-from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, slice_logits_to_keep
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.pytorch_utils import Conv1D
 from transformers.utils import can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .chunked_loss import TiedWeightGrad, chunked_lm_head_loss, lm_loss_divisor, tied_embedding
-from .compat import accepts_past_key_values
+from .compat import accepts_past_key_values, cache_of, causal_mask, keep_last, output_with_cache
 from .configuration_gpt2 import GPT2OriginsConfig
 from .hub import HubMixin
 from .input_checks import check_forward_kwargs, check_inputs, check_labels, check_model_fits
@@ -54,7 +53,8 @@ def eager_attention_forward(
     """Plain softmax attention; the signature every backend of `ALL_ATTENTION_FUNCTIONS` shares.
 
     query: (B, nh, T, hs); key, value: (B, nh, S, hs) with S = cached + new positions; attention_mask: additive
-    (B, 1, T, S) from `create_causal_mask`, causal and padding already in it. Returns (B, T, nh, hs) and (B, nh, T, S).
+    (B, 1, T, S) from transformers' `create_causal_mask`, causal and padding already in it. Returns
+    (B, T, nh, hs) and (B, nh, T, S).
     """
     attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (B, nh, T, S)
     if attention_mask is not None:
@@ -335,15 +335,11 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
         if token_type_ids is not None:
             hidden_states = hidden_states + self.wte(token_type_ids)  # (B, T, C)
         hidden_states = self.drop(hidden_states)
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
-            cache=cache,
-            position_ids=mask_position_ids,
+        mask = causal_mask(self.config, inputs_embeds, attention_mask, cache, mask_position_ids)  # backend's format
+        hidden_states = self._run_blocks(hidden_states, mask, cache, **kwargs)  # (B, T, C)
+        return output_with_cache(
+            BaseModelOutputWithPast, cache if use_cache else None, last_hidden_state=hidden_states
         )
-        hidden_states = self._run_blocks(hidden_states, causal_mask, cache, **kwargs)  # (B, T, C)
-        return BaseModelOutputWithPast(last_hidden_state=hidden_states, cache=cache if use_cache else None)
 
     def _run_blocks(
         self, hidden_states: torch.Tensor, causal_mask: torch.Tensor | None, cache: Cache | None, **kwargs
@@ -414,7 +410,7 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
             tied_weight_grad=tied_grad,
             **kwargs,
         )
-        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        hidden_states = keep_last(outputs.last_hidden_state, logits_to_keep)  # (B, T', C)
 
         logits, loss = None, None
         if labels is not None:
@@ -433,10 +429,11 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
                 loss_kwargs = {**kwargs, "num_items_in_batch": lm_loss_divisor(labels, **kwargs)}
                 loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **loss_kwargs)
 
-        return CausalLMOutputWithPast(
+        return output_with_cache(
+            CausalLMOutputWithPast,
+            cache_of(outputs),
             loss=loss,
             logits=logits,
-            cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )

@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoModelForCausalLM, AutoTokenizer, default_data_collator
 
 from modeling_gpt2 import load_gpt2_tokenizer
+from modeling_gpt2.compat import enable_activation_checkpointing
 
 from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
@@ -412,7 +413,7 @@ def build_model(run: PretrainRun):
     else:
         model = family.lm_class._from_config(run.model_config, attn_implementation=args.attn_implementation)
     if args.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_activation_checkpointing(model)
     return model
 
 

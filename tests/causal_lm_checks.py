@@ -21,6 +21,8 @@ from huggingface_hub.errors import EntryNotFoundError
 from torch.testing import assert_close
 from transformers.dynamic_module_utils import get_relative_import_files
 
+from modeling_gpt2.compat import cache_of, enable_activation_checkpointing
+
 # The infrastructure files both packages share, byte-identical (tests/check_copies.py); remote code needs them.
 SHARED_FILES = {"chunked_loss.py", "hub.py", "input_checks.py", "loading.py"}
 
@@ -76,7 +78,7 @@ def check_cached_generation_equals_uncached(model_cls, config):
     with torch.no_grad():
         full = model(cached).logits
         first = model(cached[:, :10], use_cache=True)
-        rest = model(cached[:, 10:], cache=first.cache, use_cache=True).logits
+        rest = model(cached[:, 10:], cache=cache_of(first), use_cache=True).logits
     assert_close(rest, full[:, 10:], atol=1e-5, rtol=1e-5)
 
 
@@ -99,8 +101,8 @@ def check_gradient_checkpointing_equivalence(model_cls, config):
     config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
     plain = build(model_cls, config).train()
     checkpointed = build(model_cls, config).train()
-    checkpointed.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    assert checkpointed.is_activation_checkpointing
+    enable_activation_checkpointing(checkpointed, use_reentrant=False)
+    assert getattr(checkpointed, "is_activation_checkpointing", getattr(checkpointed, "is_gradient_checkpointing", 0))
     ids = random_ids(config, 2, 10)
     losses = []
     for model in (plain, checkpointed):

@@ -44,6 +44,7 @@ from modeling_gpt1 import (
     GPT1OriginsLMHeadModel,
     GPT1OriginsModel,
 )
+from modeling_gpt1.compat import cache_of, enable_activation_checkpointing
 
 REPO = Path(__file__).resolve().parents[2]
 VOCAB = 99
@@ -399,7 +400,7 @@ def test_step_by_step_cache_equals_full_forward():
         full = model(input_ids).logits
         cache = DynamicCache(config=model.config)
         first = model(input_ids[:, :6], cache=cache, use_cache=True)
-        rest = model(input_ids[:, 6:], cache=first.cache, use_cache=True)
+        rest = model(input_ids[:, 6:], cache=cache_of(first), use_cache=True)
     torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full, atol=1e-5, rtol=1e-5)
 
 
@@ -423,8 +424,10 @@ def test_gradient_checkpointing_equals_plain(task_type):
     calls = []
     model.transformer.h[0].mlp.register_forward_hook(lambda *args: calls.append(1))  # inside the checkpoint
     plain_loss, plain_grads = _loss_and_grads(model, **inputs)
-    model.activation_checkpointing_enable()  # transformers 5.24's name for gradient_checkpointing_enable
-    assert model.is_activation_checkpointing
+    enable_activation_checkpointing(
+        model
+    )  # activation_checkpointing_enable (5.24 on) or gradient_checkpointing_enable
+    assert getattr(model, "is_activation_checkpointing", getattr(model, "is_gradient_checkpointing", False))
     checkpointed_loss, checkpointed_grads = _loss_and_grads(model, **inputs)
     assert len(calls) == 3  # once without checkpointing; forward and recomputation in backward with it
     torch.testing.assert_close(checkpointed_loss, plain_loss)
@@ -927,7 +930,7 @@ def test_lm_bad_inputs():
         model(torch.tensor([[-1, 2]]))
     with pytest.raises(ValueError, match=r"0 cached \+ 49 new = 49 positions, but the model has n_positions=48"):
         model(torch.zeros(1, 49, dtype=torch.long))
-    cache = model(torch.zeros(1, 40, dtype=torch.long), use_cache=True).cache
+    cache = cache_of(model(torch.zeros(1, 40, dtype=torch.long), use_cache=True))
     with pytest.raises(ValueError, match=r"40 cached \+ 9 new = 49 positions, but the model has n_positions=48"):
         model(torch.zeros(1, 9, dtype=torch.long), cache=cache)
     with pytest.raises(ValueError, match=r"`attention_mask` has shape \(1, 5\), expected .* = \(1, 6\)"):

@@ -31,6 +31,7 @@ from transformers import (
 
 import modeling_gpt2
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, GPT2OriginsModel
+from modeling_gpt2.compat import cache_of
 
 
 def tiny_config(**overrides) -> GPT2OriginsConfig:
@@ -296,7 +297,7 @@ def test_bad_input_raises_clear_error(tiny_model, make_kwargs, message):
 def test_sequence_too_long_with_cache(tiny_model):
     ids = torch.ones(1, 60, dtype=torch.long)
     with torch.no_grad():
-        cache = tiny_model(ids, use_cache=True).cache
+        cache = cache_of(tiny_model(ids, use_cache=True))
         tiny_model(torch.ones(1, 4, dtype=torch.long), cache=cache)  # exactly 64: fine
         with pytest.raises(ValueError, match=r"64 cached \+ 1 new = 65 positions.*n_positions=64"):
             tiny_model(torch.ones(1, 1, dtype=torch.long), cache=cache)

@@ -16,6 +16,7 @@ from transformers import DynamicCache
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, GPT1OriginsLMHeadModel
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
+from modeling_gpt2.compat import cache_of as output_cache
 
 VOCAB, POSITIONS, WIDTH, HEADS = 100, 16, 32, 4
 START, DELIM, EXTRACT, PAD = 96, 97, 98, 99  # GPT-1's task tokens in the tiny vocabulary
@@ -69,7 +70,7 @@ def ones(*shape, dtype=torch.long) -> torch.Tensor:
 
 def cache_of(m: Models, batch_size: int, length: int) -> DynamicCache:
     with torch.no_grad():
-        return m.lm(ones(batch_size, length), use_cache=True).cache
+        return output_cache(m.lm(ones(batch_size, length), use_cache=True))
 
 
 def filled_cache(length: int) -> DynamicCache:

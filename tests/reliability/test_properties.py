@@ -13,6 +13,7 @@ from torch.testing import assert_close
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, GPT1OriginsLMHeadModel
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
+from modeling_gpt2.compat import cache_of
 
 MODEL_CLASSES = {
     "gpt2": (GPT2OriginsConfig, GPT2OriginsLMHeadModel),
@@ -84,7 +85,7 @@ def test_shapes_are_as_documented(family, data):
     with torch.no_grad():
         out = model(ids, attention_mask=mask, labels=ids, use_cache=True, output_hidden_states=True)
     assert out.logits.shape == (batch_size, seq_len, config.vocab_size)
-    assert out.loss.shape == () and out.cache.get_seq_length() == seq_len
+    assert out.loss.shape == () and cache_of(out).get_seq_length() == seq_len
     assert len(out.hidden_states) == config.n_layer + 1
     assert all(hidden.shape == (batch_size, seq_len, config.n_embd) for hidden in out.hidden_states)
 
@@ -138,10 +139,10 @@ def test_cached_equals_uncached(family, data):
     with torch.no_grad():
         full = model(ids).logits
         first = model(ids[:, :split], use_cache=True)
-        rest = model(ids[:, split:], cache=first.cache, use_cache=True)
+        rest = model(ids[:, split:], cache=cache_of(first), use_cache=True)
     assert_close(first.logits, full[:, :split], atol=1e-5, rtol=1e-4)
     assert_close(rest.logits, full[:, split:], atol=1e-5, rtol=1e-4)
-    assert rest.cache.get_seq_length() == ids.shape[1]
+    assert cache_of(rest).get_seq_length() == ids.shape[1]
 
 
 @FAMILY
