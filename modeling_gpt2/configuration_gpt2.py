@@ -113,11 +113,17 @@ class GPT2OriginsConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         # Checked here, before transformers' own validators, so that a bad value raises a plain ValueError.
+        self.add_cross_attention = kwargs.pop("add_cross_attention", False)
         self.validate_architecture()
         super().__post_init__(**kwargs)
 
     def validate_architecture(self):
         """Sizes positive, heads dividing the width, dropout a probability (also re-run by `config.validate()`)."""
+        if getattr(self, "add_cross_attention", False):
+            raise ValueError(
+                "add_cross_attention=True: GPT-2 here is a decoder-only language model, with no cross-attention "
+                "layers (transformers' GPT2Model has them for encoder-decoder use); leave it False."
+            )
         for name in _POSITIVE_INT_FIELDS:
             value = getattr(self, name)
             if value <= 0:

@@ -335,7 +335,10 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
         if token_type_ids is not None:
             hidden_states = hidden_states + self.wte(token_type_ids)  # (B, T, C)
         hidden_states = self.drop(hidden_states)
-        mask = causal_mask(self.config, inputs_embeds, attention_mask, cache, mask_position_ids)  # backend's format
+        # An empty dynamic cache does not change the mask; without it, transformers finds packed documents in
+        # `position_ids` (positions restarting at 0), which it looks for only when there is no cache.
+        mask_cache = None if isinstance(cache, DynamicCache) and past_length == 0 else cache
+        mask = causal_mask(self.config, inputs_embeds, attention_mask, mask_cache, mask_position_ids)
         hidden_states = self._run_blocks(hidden_states, mask, cache, **kwargs)  # (B, T, C)
         return output_with_cache(
             BaseModelOutputWithPast, cache if use_cache else None, last_hidden_state=hidden_states
