@@ -170,7 +170,8 @@ TENSOR_CASES = [
         "generate-past-context",
         lambda m: m.lm.generate(ones(1, 12), max_new_tokens=8, do_sample=False, pad_token_id=0),
         ValueError,
-        r"16 cached \+ 1 new = 17 positions, but the model has n_positions=16",
+        # generate passes position_ids: the position limit, with the cached and new counts.
+        r"`position_ids` must lie in \[0, n_positions=16\), got values in \[16, 16\] \(16 cached \+ 1 new",
     ),
     Case(
         "cache-past-context",

@@ -196,11 +196,15 @@ def test_unused_keyword_argument_is_refused(family, case_id, call, match):
 
 
 def test_task_model_refuses_transformers_double_heads_names():
-    """transformers' OpenAIGPTDoubleHeadsModel calls the task labels `mc_labels`: here they are `labels`."""
+    """transformers' OpenAIGPTDoubleHeadsModel's `mc_labels` are the task labels here; its LM-shaped `labels` are
+    refused with what to pass instead, and an unknown keyword is still an error."""
     CASES.add("kwarg-unknown-task-model")
     model = task_model("multiple_choice")
-    with pytest.raises(ValueError, match=r"DoubleHeadsModel.forward\(\) got unexpected keyword argument 'mc_labels'"):
-        model(task_batch("multiple_choice"), mc_labels=torch.tensor([0, 1]))
+    batch = task_batch("multiple_choice")
+    with pytest.raises(ValueError, match=r"is transformers' OpenAIGPTDoubleHeadsModel convention.*pass the task"):
+        model(batch, labels=batch, mc_labels=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"DoubleHeadsModel.forward\(\) got unexpected keyword argument 'mc_label'"):
+        model(batch, mc_label=torch.tensor([0, 1]))
 
 
 def test_transformers_keyword_arguments_still_pass():
