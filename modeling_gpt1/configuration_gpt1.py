@@ -89,12 +89,8 @@ class GPT1OriginsConfig(PreTrainedConfig):
     """
 
     model_type = "gpt1-origins"
-    keys_to_ignore_at_inference = [
-        OUTPUT_CACHE_FIELD,
-        "task_loss",
-        "lm_loss",
-        "lm_logits",
-    ]  # Trainer's eval keeps task logits
+    # Trainer's evaluation keeps the task logits only.
+    keys_to_ignore_at_inference = [OUTPUT_CACHE_FIELD, "task_loss", "lm_loss", "lm_logits"]
     attribute_map = {
         "hidden_size": "n_embd",
         "max_position_embeddings": "n_positions",

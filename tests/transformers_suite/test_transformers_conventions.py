@@ -10,7 +10,6 @@ import torch
 from torch.testing import assert_close
 from transformers import (
     DataCollatorWithFlattening,
-    DataCollatorWithPadding,
     GPT2Config,
     GPT2LMHeadModel,
     OpenAIGPTConfig,
@@ -109,7 +108,7 @@ def test_padding_free_training_under_trainer_equals_the_padded_batch(tmp_path):
     rows = [torch.randint(0, 96, (length,)).tolist() for length in (12, 7, 20, 15)]
     results = {}
     for name, collator in {
-        "padded": DataCollatorWithPadding_lm(pad_id=96),
+        "padded": PaddedLMCollator(pad_id=96),
         "flat": DataCollatorWithFlattening(return_position_ids=True),
     }.items():
         torch.manual_seed(0)
@@ -126,8 +125,9 @@ def test_padding_free_training_under_trainer_equals_the_padded_batch(tmp_path):
     assert_close(results["flat"][1], results["padded"][1], atol=1e-5, rtol=1e-5)
 
 
-class DataCollatorWithPadding_lm:
-    """Right-padded rows with a mask; labels are the ids, -100 on padding."""
+class PaddedLMCollator:
+    """Right-padded rows with a mask; labels are the ids, -100 on padding (transformers' DataCollatorWithPadding
+    gives no labels)."""
 
     def __init__(self, pad_id: int):
         self.pad_id = pad_id
@@ -150,7 +150,6 @@ def test_reorder_and_upcast_attn_matches_transformers_and_needs_eager():
     ours.set_attn_implementation("sdpa")
     with pytest.raises(ValueError, match=r"reorder_and_upcast_attn=True .* attn_implementation='eager'"):
         ours(ids)
-    assert DataCollatorWithPadding  # transformers' own padding collator has no labels: ours above adds them
 
 
 def test_add_cross_attention_is_refused():
@@ -188,3 +187,17 @@ def test_double_heads_mc_labels_are_the_task_labels_and_lm_labels_are_refused():
         model(ids, labels=ids, mc_labels=choice)
     with pytest.raises(ValueError, match=r"`labels` of shape \(2, 3, 6\) \(the input's shape\)"):
         model(ids, labels=ids)
+
+
+def test_loading_a_state_dict_without_the_weights_names_it():
+    config = GPT2OriginsConfig(**SIZES)
+    with pytest.raises(ValueError, match=r"the given state_dict lacks \d+ weights of GPT2OriginsLMHeadModel"):
+        GPT2OriginsLMHeadModel.from_pretrained(None, config=config, state_dict={})
+
+
+def test_a_weight_shape_mismatch_is_also_transformers_runtime_error(tmp_path):
+    GPT2OriginsLMHeadModel(GPT2OriginsConfig(**SIZES)).save_pretrained(tmp_path)
+    with pytest.raises(RuntimeError, match=r"ignore_mismatched_sizes=True"):
+        GPT2OriginsLMHeadModel.from_pretrained(tmp_path, n_embd=64)
+    model = GPT2OriginsLMHeadModel.from_pretrained(tmp_path, n_embd=64, ignore_mismatched_sizes=True)
+    assert model.config.n_embd == 64

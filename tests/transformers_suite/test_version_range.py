@@ -13,6 +13,7 @@ code runs.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -85,7 +86,7 @@ def release_env(version: str, with_dependencies: bool = True) -> tuple[Path, dic
     if done.returncode != 0 and with_dependencies:
         # The index here cannot resolve its dependencies: the release alone, on this environment's dependencies.
         print(f"transformers {version}: dependencies not resolvable here, installed alone ({done.stderr[-300:]})")
-        subprocess.run(["rm", "-rf", str(target)], check=True)
+        shutil.rmtree(target, ignore_errors=True)
         done = subprocess.run([*command, "--no-deps"], capture_output=True, text=True)
         extra = {"USE_HUB_KERNELS": "0"}
     assert done.returncode == 0, f"installing transformers {version} failed:\n{done.stderr}"
