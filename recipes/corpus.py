@@ -3,9 +3,10 @@
 Everything here is `datasets`: files load with its builders (compressed files too), tokenisation and packing are
 `Dataset.map`, so results are cached on disk and re-used by the other processes of a distributed run.
 
-- `load_documents(...)`: a `DatasetDict` of documents with one column, `text`. A `.txt` file is one document;
-  `.json`/`.jsonl`/`.csv`/`.parquet` files hold one document per record (column `text_column`); a Hub dataset is
-  read by name, config and split (`"train[:10%]"` slices work).
+- `load_documents(...)`: a `DatasetDict` of documents with one column, `text`. A `.txt` file is one document, or one
+  per non-blank line or per paragraph (`document_boundary`); `.json`/`.jsonl`/`.csv`/`.parquet` files hold one
+  document per record (column `text_column`); a Hub dataset is read by name, config and split (`"train[:10%]"`
+  slices work).
 - `pack_blocks(...)`: every document is tokenised, preceded by a separator token (GPT-2's `<|endoftext|>`, GPT-1's
   `_start_`) and the whole stream is cut into `block_size` blocks; the tail that does not fill a block is dropped
   (once per 1,000 documents, or pieces of a long one). Blocks never need padding, so every micro-batch holds the
@@ -56,6 +57,12 @@ _CUTTABLE_NORMALIZERS += (normalizers.NFC, normalizers.NFD, normalizers.NFKC, no
 _SPLIT_AT_WHITESPACE = (pre_tokenizers.BertPreTokenizer, pre_tokenizers.Whitespace, pre_tokenizers.WhitespaceSplit)
 # Documents per batch of the tokenising map (and per write): a batch holds its texts and their ids in memory.
 TOKENIZE_BATCH = 100
+# Where a text file's documents end (`--document_boundary`): at the end of the file, of every line, or of every
+# paragraph. The `datasets` text builder reads by file, line or paragraph; its paragraphs end at "\n\n" only, so they
+# are cut again at every blank line (one or more lines of whitespace only) and stripped.
+DOCUMENT_BOUNDARIES = ("file", "line", "paragraph")
+_SAMPLE_BY = {"file": "document", "line": "line", "paragraph": "paragraph"}
+_BLANK_LINES = re.compile(r"\n\s*\n")
 
 
 def builder_for(path: str | os.PathLike) -> str:
@@ -76,18 +83,49 @@ def check_files_exist(files, option: str):
             raise RecipeError(f"{option} {os.fspath(path)!r} does not exist (or is not a file).")
 
 
-def _load_files(files, text_column: str, cache_dir: str | None) -> Dataset:
+def check_document_boundary(document_boundary: str, train_files=None, validation_files=None, dataset_name=None):
+    """`document_boundary` is one of `DOCUMENT_BOUNDARIES`, and other than "file" only for text files: a record of a
+    .jsonl/.csv/.parquet file or a Hub dataset is a document already. Without `train_files` or `dataset_name`, the
+    training file is the bundled corpus, a .jsonl file."""
+    if document_boundary not in DOCUMENT_BOUNDARIES:
+        raise RecipeError(
+            f"--document_boundary must be one of {', '.join(DOCUMENT_BOUNDARIES)}, got {document_boundary!r}."
+        )
+    if document_boundary == "file":
+        return
+    if dataset_name:
+        raise RecipeError(
+            f"--document_boundary {document_boundary} splits text files, but --dataset_name {dataset_name!r} is a Hub "
+            f"dataset, whose rows are documents already: leave --document_boundary at file."
+        )
+    for path in [*(train_files or [SHAKESPEARE]), *(validation_files or [])]:
+        builder = builder_for(path)
+        if builder != "text":
+            raise RecipeError(
+                f"--document_boundary {document_boundary} splits text files (.txt, .text, .md), but "
+                f"{os.fspath(path)!r} is read by the {builder} builder, one document per record already: leave "
+                f"--document_boundary at file, or give text files."
+            )
+
+
+def _paragraphs(batch):
+    texts = (piece.strip() for text in batch["text"] for piece in _BLANK_LINES.split(text))
+    return {"text": [text for text in texts if text]}
+
+
+def _load_files(files, text_column: str, cache_dir: str | None, document_boundary: str) -> Dataset:
     parts = []
     for builder, group in itertools.groupby(files, key=builder_for):
-        kwargs = {"sample_by": "document"} if builder == "text" else {}
+        kwargs = {"sample_by": _SAMPLE_BY[document_boundary]} if builder == "text" else {}
         data_files = [os.fspath(path) for path in group]
-        parts.append(
-            _text_only(
-                load_dataset(builder, data_files=data_files, split="train", cache_dir=cache_dir, **kwargs),
-                text_column,
-                data_files,
-            )
+        part = _text_only(
+            load_dataset(builder, data_files=data_files, split="train", cache_dir=cache_dir, **kwargs),
+            text_column,
+            data_files,
         )
+        if builder == "text" and document_boundary == "paragraph":
+            part = part.map(_paragraphs, batched=True, remove_columns=["text"], desc="Splitting paragraphs")
+        parts.append(part)
     return concatenate_datasets(parts) if len(parts) > 1 else parts[0]
 
 
@@ -112,14 +150,18 @@ def load_documents(
     validation_split: str | None = None,
     text_column: str = "text",
     cache_dir: str | None = None,
+    document_boundary: str = "file",
 ) -> DatasetDict:
     """Documents to train on: `train` always, `validation` when files or a Hub split are given for it.
 
-    With neither `train_files` nor `dataset_name`, the bundled Shakespeare corpus. Documents that are empty or only
-    whitespace are dropped; a corpus left with none is an error.
+    With neither `train_files` nor `dataset_name`, the bundled Shakespeare corpus. A text file is one document
+    (`document_boundary="file"`), one per line ("line") or one per paragraph between blank lines ("paragraph",
+    stripped); other files and Hub datasets hold one per record, and take only "file". Documents that are empty or
+    only whitespace are dropped; a corpus left with none is an error.
     """
     if train_files and dataset_name:
         raise RecipeError("Give either --train_file or --dataset_name, not both.")
+    check_document_boundary(document_boundary, train_files, validation_files, dataset_name)
     check_files_exist(train_files, "--train_file")
     check_files_exist(validation_files, "--validation_file")
     if validation_files and validation_split:
@@ -133,11 +175,11 @@ def load_documents(
             hub = load_dataset(dataset_name, dataset_config_name, split=validation_split, cache_dir=cache_dir)
             splits["validation"] = _text_only(hub, text_column, source)
     else:
-        splits["train"] = _load_files(train_files or [SHAKESPEARE], text_column, cache_dir)
+        splits["train"] = _load_files(train_files or [SHAKESPEARE], text_column, cache_dir, document_boundary)
         if validation_split:
             raise RecipeError("--validation_split_name names a split of a Hub dataset: use it with --dataset_name.")
     if validation_files:
-        splits["validation"] = _load_files(validation_files, text_column, cache_dir)
+        splits["validation"] = _load_files(validation_files, text_column, cache_dir, document_boundary)
 
     for split, documents in splits.items():
         non_empty = documents.filter(
@@ -291,8 +333,10 @@ def iter_text_batches(documents: Dataset, batch_size: int = 1000):
 
 
 __all__ = [
+    "DOCUMENT_BOUNDARIES",
     "SHAKESPEARE",
     "builder_for",
+    "check_document_boundary",
     "check_files_exist",
     "cuts_are_exact",
     "encode_pieces",

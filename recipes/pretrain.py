@@ -34,9 +34,12 @@ if __name__ == "__main__" and not __package__:  # a script path: `accelerate lau
 
 import json
 import math
+import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate.utils import set_seed
 from huggingface_hub.errors import StrictDataclassError
@@ -48,7 +51,7 @@ from modeling_gpt2.compat import enable_activation_checkpointing
 
 from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
-from .corpus import load_documents, pack_blocks, split_blocks
+from .corpus import DOCUMENT_BOUNDARIES, check_document_boundary, load_documents, pack_blocks, split_blocks
 from .engine import (
     Hooks,
     RecipeRun,
@@ -77,6 +80,9 @@ from .run_folder import (
 from .train_tokenizer import check_vocab_size, load_tokenizer, train_tokenizer
 
 PAPER_WARMUP_STEPS = 2000  # GPT-1, section 4.1
+# Without --sample_prompts, each sample's prompt is the first whole words of a line of the validation text, at most
+# this many tokens: enough for the model to pick up the corpus, short enough to leave it the rest of its context.
+PROMPT_TOKENS = 8
 
 
 @dataclass
@@ -91,13 +97,19 @@ class PretrainArguments(TrainingOptions):
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory, more time)")
     torch_compile: bool = option(False, "compile the model with torch.compile (inductor)")
     # The data.
-    train_file: list[str] | None = option(None, ".txt (one document each), .jsonl, .csv, .parquet")
+    train_file: list[str] | None = option(None, ".txt (documents: --document_boundary), .jsonl, .csv, .parquet")
     validation_file: list[str] | None = option(None, "validation documents (default: the last blocks held out)")
     dataset_name: str | None = option(None, "a Hub dataset (instead of files)")
     dataset_config_name: str | None = option(None, "the Hub dataset's configuration")
     dataset_split: str = option("train", 'the training split, e.g. "train[:10%]"')
     validation_split_name: str | None = option(None, "a validation split of the Hub dataset")
     text_column: str = option("text", "the column of .jsonl/.csv/.parquet files and Hub datasets")
+    document_boundary: str = option(
+        "file",
+        f"one of {', '.join(DOCUMENT_BOUNDARIES)}: a .txt file is one document (file), one per non-blank line (line) "
+        "or one per paragraph between blank lines (paragraph, stripped); .jsonl/.csv/.parquet records and Hub rows "
+        "are documents already (file only)",
+    )
     validation_split_percentage: float = option(5.0, "held out when there is no validation set, in (0, 100)")
     max_eval_samples: int | None = option(None, "evaluate on at most this many blocks")
     block_size: int | None = option(None, "tokens per training sequence (default: n_positions)")
@@ -117,7 +129,11 @@ class PretrainArguments(TrainingOptions):
     skip_initial_evaluation: bool = option(False, "no evaluation before the first step")
     num_samples: int = option(3, "continuations printed at the end")
     sample_length: int = option(80, "new tokens per sample")
-    sample_prompts: list[str] = option(["ROMEO.\n", "To be, or not to be", "The king"], "prompts of the samples")
+    sample_prompts: list[str] | None = option(
+        None,
+        f"prompts of the samples (default: the first words, at most {PROMPT_TOKENS} tokens, of a line in each of "
+        "--num_samples validation blocks drawn with --seed)",
+    )
 
     def __post_init__(self):
         """Checks every option and fills the model family's defaults: after this nothing changes."""
@@ -138,6 +154,7 @@ class PretrainArguments(TrainingOptions):
             at_least(name, getattr(self, name), 1)
         at_least("block_size", self.block_size, 2)  # one input and one target
         at_least("num_samples", self.num_samples, 0)
+        check_document_boundary(self.document_boundary, self.train_file, self.validation_file, self.dataset_name)
         family = MODEL_FAMILIES[self.model_type]
         self.output_dir = self.output_dir or f"runs/pretrain-{self.model_type}"
         self.learning_rate = family.learning_rate if self.learning_rate is None else self.learning_rate
@@ -288,6 +305,45 @@ def evaluate(model, eval_dataloader, accelerator) -> tuple[float, float]:
     return loss, perplexity(loss)
 
 
+def block_prompt(tokenizer, ids: list[int], separator: int) -> str:
+    """The first whole words of a line of a validation block, at most `PROMPT_TOKENS` tokens: of the first document
+    that starts in the block, else of the first line after its first line break, else after its first word (a block
+    starts anywhere, even inside a word). "" when the block has no such word or the first one alone is longer."""
+    if separator in ids:
+        ids = ids[ids.index(separator) + 1 :]
+        document_ends = separator in ids
+        text = tokenizer.decode(ids[: ids.index(separator)] if document_ends else ids, skip_special_tokens=True)
+        text += "\n" if document_ends else ""  # its last word is whole
+    else:
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        _, newline, rest = text.partition("\n")
+        text = rest if newline else text.partition(" ")[2]
+    line = re.search(r"\S[^\n]*\n?", text)  # the first line with text, from its first word, with its line break
+    if line is None:
+        return ""
+    line = line.group()
+    # A word followed by whitespace is whole (the last one may be cut by the block's end); a word is 1 token or more.
+    ends = [word.end() for word in re.finditer(r"\S+(?=\s)", line)][:PROMPT_TOKENS]
+    for end in reversed(ends):
+        if len(tokenizer(line[:end], add_special_tokens=False)["input_ids"]) <= PROMPT_TOKENS:
+            return line[:end]
+    return ""
+
+
+def draw_prompts(blocks, tokenizer, separator: int, count: int, seed: int) -> list[str]:
+    """`count` distinct prompts (`block_prompt`) from the validation blocks, fewer if they hold fewer: the blocks are
+    read in an order drawn from `seed` with a generator of their own (a resumed run restores the global RNG), and at
+    most 100 of them per prompt."""
+    prompts = []
+    for index in np.random.default_rng(seed).permutation(len(blocks))[: 100 * count]:
+        prompt = block_prompt(tokenizer, list(blocks[int(index)]["input_ids"]), separator)
+        if prompt and prompt not in prompts:
+            prompts.append(prompt)
+            if len(prompts) == count:
+                break
+    return prompts
+
+
 def sample_continuations(model_dir, prompts, device, max_new_tokens, seed) -> list[str]:
     """Continuations of `prompts` by the model saved in `model_dir`, loaded back with the Auto classes."""
     model = AutoModelForCausalLM.from_pretrained(model_dir).to(device).eval()
@@ -336,12 +392,14 @@ class PretrainRun(RecipeRun):
     block_size: int
     train_dataloader: DataLoader
     eval_dataloader: DataLoader
+    sample_prompts: list[str]  # --sample_prompts, else drawn from the validation blocks
 
 
 def prepare_run(args: PretrainArguments) -> PretrainRun:
     """1. Everything that can be wrong is checked before any training time is spent: the output folder (locked for
     this run), the checkpoints, the corpus, the tokenizer, the model config, the block size, the samples' length,
-    the schedule and, for a resumed run, that it is the same run. Only then are earlier checkpoints set aside."""
+    the schedule and, for a resumed run, that it is the same run. Only then are earlier checkpoints set aside. The
+    samples' prompts are --sample_prompts, else drawn from the validation blocks once they are packed."""
     output_dir = Path(args.output_dir)
     accelerator = build_accelerator(args, output_dir, steps_cross_epochs=True, torch_compile=args.torch_compile)
     set_seed(args.seed)
@@ -354,6 +412,7 @@ def prepare_run(args: PretrainArguments) -> PretrainRun:
             train_split=args.dataset_split,
             validation_split=args.validation_split_name,
             text_column=args.text_column,
+            document_boundary=args.document_boundary,
         )
         tokenizer = get_tokenizer(accelerator, args, documents, folder.resume_dir)
         model_config = get_model_config(args, tokenizer)
@@ -372,9 +431,13 @@ def prepare_run(args: PretrainArguments) -> PretrainRun:
         # The blocks' fingerprint, once they are packed: a resume over an edited corpus is refused here.
         layout["data"] = fingerprint_rows(train_dataloader.dataset, eval_dataloader.dataset)
         check_resume_data(folder, layout["data"])
+        prompts = args.sample_prompts or draw_prompts(
+            eval_dataloader.dataset.with_format(None), tokenizer, document_separator(tokenizer), args.num_samples,
+            args.seed,
+        )  # fmt: skip
         run = PretrainRun(
             args, accelerator, folder.resume_dir, tokenizer, layout, model_config, block_size, train_dataloader,
-            eval_dataloader, folder=folder, resume_changes=changes,
+            eval_dataloader, prompts[: args.num_samples], folder=folder, resume_changes=changes,
         )  # fmt: skip
         args.warmup_steps(max_training_steps(run)[0])  # a warm-up longer than the run is refused here
         folder.replace_earlier_checkpoints(accelerator, args.overwrite_output_dir)
@@ -382,15 +445,21 @@ def prepare_run(args: PretrainArguments) -> PretrainRun:
 
 
 def check_sample_length(args, tokenizer, config):
-    """The samples printed at the end fit the model's context: the longest prompt plus --sample_length tokens."""
+    """The samples printed at the end fit the model's context: the longest prompt (a drawn one has at most
+    `PROMPT_TOKENS`) plus --sample_length tokens."""
     if not args.num_samples:
         return
-    prompts = args.sample_prompts[: args.num_samples]
-    longest = max(len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts)
+    if args.sample_prompts:
+        prompts = args.sample_prompts[: args.num_samples]
+        longest = max(len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts)
+        what = f"the longest sample prompt's {longest} tokens"
+    else:
+        longest = PROMPT_TOKENS
+        what = f"the {longest} tokens a prompt drawn from the validation text may have (no --sample_prompts given)"
     if longest + args.sample_length > config.n_positions:
         raise RecipeError(
-            f"--sample_length {args.sample_length} plus the longest sample prompt's {longest} tokens is more than the "
-            f"model's n_positions={config.n_positions}: give --sample_length at most {config.n_positions - longest}."
+            f"--sample_length {args.sample_length} plus {what} is more than the model's "
+            f"n_positions={config.n_positions}: give --sample_length at most {config.n_positions - longest}."
         )
 
 
@@ -427,8 +496,9 @@ def build_loop(run: PretrainRun, hyperparameters: dict) -> TrainingLoop:
     warmup = args.warmup_steps(max_steps)
     lr_scheduler = build_scheduler(args.lr_scheduler_type, optimizer, warmup, max_steps)
     hyperparameters.update(
-        block_size=run.block_size, max_steps=max_steps, num_warmup_steps=warmup, num_parameters=model.num_parameters()
-    )
+        block_size=run.block_size, max_steps=max_steps, num_warmup_steps=warmup, num_parameters=model.num_parameters(),
+        sample_prompts=run.sample_prompts,
+    )  # fmt: skip
     model, optimizer, run.train_dataloader, run.eval_dataloader, lr_scheduler = accelerator.prepare(
         model, optimizer, run.train_dataloader, run.eval_dataloader, lr_scheduler
     )
@@ -487,20 +557,21 @@ def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict) -> Train
     )
     if not accelerator.is_main_process:
         return progress
-    if args.num_samples:
+    if run.sample_prompts:
         samples = sample_continuations(
-            output_dir, args.sample_prompts[: args.num_samples], accelerator.device, args.sample_length, args.seed
+            output_dir, run.sample_prompts, accelerator.device, args.sample_length, args.seed
         )
         (output_dir / "samples.txt").write_text("\n\n".join(samples) + "\n")
         for text in samples:
             accelerator.print(f"\n--- sample ---\n{text}")
     tensorboard = f", TensorBoard: tensorboard --logdir {output_dir / 'logs'}" if args.with_tracking else ""
+    prompt = f" --prompt {shlex.quote(run.sample_prompts[0])}" if run.sample_prompts else ""
     accelerator.print(
         f"\nModel and tokenizer: {output_dir}/ (AutoModelForCausalLM.from_pretrained({str(output_dir)!r}))\n"
         f"Loss curve:          {plot}\n"
         f"Logs:                {output_dir / 'history.json'}{tensorboard}\n"
         f"Checkpoints:         {checkpoints_root(output_dir)}/ (resume with --resume_from_checkpoint latest)\n"
-        f"Generate:            python -m recipes.generate --model {output_dir} --do_sample --prompt 'ROMEO.'"
+        f"Generate:            python -m recipes.generate --model {output_dir} --do_sample{prompt}"
     )
     if args.push_to_hub:
         repo_id = hub_repo_id(args)

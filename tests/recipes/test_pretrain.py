@@ -18,6 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from modeling_gpt2 import GPT2OriginsConfig
 from recipes import pretrain, run_folder
 from recipes.checkpointing import MARKER, complete_checkpoints, file_digests
+from recipes.corpus import load_documents, pack_blocks
 from recipes.families import MODEL_FAMILIES
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
@@ -300,6 +301,18 @@ def test_fresh_run_into_a_folder_with_checkpoints(tmp_path, capsys, no_training)
     assert "already holds checkpoints (newest: step_00000004)" in err and "--resume_from_checkpoint latest" in err
 
 
+def test_samples_too_long_for_their_prompts(tmp_path, capsys, no_training):
+    """Given prompts are measured; a drawn one (no --sample_prompts) may have up to `PROMPT_TOKENS` tokens."""
+    args = ["--preset", "tiny", "--train_file", FIXTURE, "--output_dir", tmp_path / "out"]
+    err = fails_with([*args, "--sample_length", "121"], capsys)
+    assert (
+        "--sample_length 121 plus the 8 tokens a prompt drawn from the validation text may have (no --sample_prompts "
+        "given) is more than the model's n_positions=128: give --sample_length at most 120." in err
+    )
+    err = fails_with([*args, "--sample_length", "122", "--sample_prompts", "The king", "To be, or not to be"], capsys)
+    assert "plus the longest sample prompt's 7 tokens is more than the model's n_positions=128" in err
+
+
 def test_corpus_smaller_than_one_block_is_rejected_before_training(tmp_path, capsys):
     AcceleratorState._reset_state(reset_partial_state=True)
     (tmp_path / "short.txt").write_text("Exeunt.")
@@ -371,6 +384,28 @@ def test_without_a_model_option_the_defaults_are_the_cpu_demo():
     assert real.tokenizer == "gpt2" and real.learning_rate == 6e-4  # OpenAI's vocabulary, the family's settings
     gpt1 = pretrain.parse_args(["--model_type", "gpt1", "--preset", "gpt1"])
     assert (gpt1.tokenizer, gpt1.vocab_size, gpt1.learning_rate, gpt1.adam_beta2) == ("train", 40483, 2.5e-4, 0.999)
+
+
+def test_samples_continue_prompts_drawn_from_the_validation_blocks(tmp_path):
+    """Without --sample_prompts, each sample's prompt is the first words of a validation line (one document per line,
+    `--document_boundary line`), drawn with --seed from the blocks evaluation reads, and recorded in history.json."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    lines = [f"Held out line {i}, spoken by the {word} king." for i, word in enumerate(["old", "young", "mad"] * 8)]
+    (tmp_path / "held_out.txt").write_text("\n".join(lines) + "\n")
+    args = [*FAST, "--train_file", small_corpus(tmp_path), "--validation_file", tmp_path / "held_out.txt"]
+    args += ["--document_boundary", "line", "--max_steps", "2", "--num_samples", "2", "--output_dir", tmp_path / "out"]
+    pretrain.main(list(map(str, args)))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    prompts = json.loads((tmp_path / "out" / "history.json").read_text())["hyperparameters"]["sample_prompts"]
+    assert len(set(prompts)) == 2 and all(any(line.startswith(prompt) for line in lines) for prompt in prompts)
+    samples = (tmp_path / "out" / "samples.txt").read_text()
+    assert samples.startswith(prompts[0]) and f"\n\n{prompts[1]}" in samples
+
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    files = {"train_files": [tmp_path / "small.txt"], "validation_files": [tmp_path / "held_out.txt"]}
+    validation = load_documents(**files, document_boundary="line")["validation"]
+    blocks = pack_blocks(validation, tokenizer, 32, tokenizer.eos_token_id).select(range(16))  # --max_eval_samples
+    assert pretrain.draw_prompts(blocks, tokenizer, tokenizer.eos_token_id, 2, seed=0) == prompts
 
 
 def test_push_to_hub_uploads_model_and_tokenizer_together(tmp_path, monkeypatch):
