@@ -27,7 +27,11 @@ What happens, in order:
    `--metric_for_best_model` is saved with its tokenizer in `--output_dir` (Auto classes, or remote code). Atomic
    checkpoints as in pre-training (`--checkpointing_steps`, `--resume_from_checkpoint latest` continues bit for bit).
 5. At the end: the best model on the test split (and any other evaluation split, e.g. MNLI mismatched), and
-   `results.json`: hyper-parameters, per-epoch validation metrics, the majority-class baseline, test metrics.
+   `results.json`: hyper-parameters, per-epoch validation metrics, the majority-class baseline on every evaluation
+   split, test metrics. Tasks of classes report accuracy, macro_f1 (the mean F1 over the classes) and
+   matthews_correlation; a 2-class task also f1, the F1 of its positive class (`--positive_label`, else a class
+   named positive, entailment, yes, true, 1, ..., else X against not_X; otherwise the run asks for
+   --positive_label), which results.json records under task.positive_label.
 
 `recipes/finetune_trainer.py` does the same through transformers' Trainer.
 """
@@ -64,7 +68,9 @@ from .run_folder import (
 )
 from .task_data import TaskData
 from .task_setup import (
+    POSITIVE_RULE,
     PRESETS,
+    PositiveLabel,
     check_metric,
     encode_task,
     freeze_body,
@@ -74,9 +80,11 @@ from .task_setup import (
     greater_is_better,
     load_saved_weights,
     majority_metrics,
+    positive_label,
     predict,
     predictions_from_logits,
     task_metrics,
+    task_summary,
     trained_parameters,
 )
 
@@ -122,6 +130,9 @@ class FinetuneArguments(TrainingOptions):
     column_mapping: str | None = option(None, "rename columns: sentence=text,...")
     label_names: list[str] | None = option(None, "class names in id order")
     num_labels: int | None = option(None, "classes of integer labels without names")
+    positive_label: str | None = option(
+        None, f"the class of a 2-class task whose F1 is reported as f1 (default: {POSITIVE_RULE})"
+    )
     similarity_target: str | None = option(None, "similarity as regression (score) or classes (label)")
     validation_split_percentage: float = option(10.0, "held out when there is no validation set, in (0, 100)")
     max_length: int | None = option(None, "tokens per sequence (default: min(n_positions, 512))")
@@ -188,7 +199,7 @@ def get_dataloaders(args, encoded: DatasetDict, collator) -> tuple[DataLoader, d
     return train_dataloader, eval_dataloaders
 
 
-def evaluate(model, dataloader, accelerator, task: TaskData) -> dict:
+def evaluate(model, dataloader, accelerator, task: TaskData, positive: PositiveLabel | None) -> dict:
     """Mean losses (combined, task, LM) and the task's metrics over one evaluation split."""
     model.eval()
     logits, references, losses = [], [], {"loss": [], "task_loss": [], "lm_loss": []}
@@ -206,21 +217,25 @@ def evaluate(model, dataloader, accelerator, task: TaskData) -> dict:
     references = torch.cat(references).tolist()
     predictions = predictions_from_logits(task, torch.cat(logits).numpy())
     metrics = {name: torch.cat(values).mean().item() for name, values in losses.items()}
-    metrics.update(task_metrics(task, predictions.tolist(), references))
+    metrics.update(task_metrics(task, predictions.tolist(), references, positive))
     return metrics
 
 
 def report(accelerator, results: dict, output_dir: Path, metric: str):
     best = results["best"]
     lines = [f"\nBest validation {metric}: {best['value']:.4f} (epoch {best['epoch']:g}, step {best['step']})"]
+    evaluated = [split for split in results["task"]["rows"] if split not in ("train", "validation")]
+    for split in evaluated:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in results[split].items())
+        lines.append(f"{split} (best model): {shown}")
     if results["majority_baseline"]:
         baseline = results["majority_baseline"]
-        value = baseline.get(metric, float("nan"))
-        lines.append(f"Majority class ({baseline['prediction']}) on validation: {metric} {value:.4f}")
-    for split in results["task"]["rows"]:
-        if split not in ("train", "validation"):
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in results[split].items())
-            lines.append(f"{split} (best model): {shown}")
+        for split in ("validation", *evaluated):
+            value = baseline[split].get(metric, float("nan"))
+            lines.append(f"Majority class ({baseline['prediction']}) on {split}: {metric} {value:.4f}")
+    positive = results["task"]["positive_label"]
+    if positive:
+        lines.append(f"f1 is the F1 of the positive class {positive['name']!r} ({positive['chosen_by']}).")
     auto = "MultipleChoice" if results["task"]["family"] == "multiple_choice" else "SequenceClassification"
     lines.append(f"Model and tokenizer: {output_dir}/ (AutoModelFor{auto}.from_pretrained({str(output_dir)!r}))")
     lines.append(f"Results: {output_dir / RESULTS}")
@@ -232,7 +247,7 @@ class FinetuneHooks(Hooks):
 
     def evaluate(self, loop: TrainingLoop) -> dict:
         run, progress = self.run, loop.progress
-        metrics = evaluate(loop.model, run.eval_dataloaders["validation"], loop.accelerator, run.task)
+        metrics = evaluate(loop.model, run.eval_dataloaders["validation"], loop.accelerator, run.task, run.positive)
         record = {"step": progress.step, "epoch": loop.epoch, **metrics}
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         message = f"epoch {loop.epoch:g} (step {progress.step}): validation {shown}"
@@ -250,6 +265,7 @@ class FinetuneRun(RecipeRun):
     """Everything a fine-tuning run is built from, checked before any training time is spent."""
 
     task: TaskData
+    positive: PositiveLabel | None  # the class whose F1 is `f1`, for a 2-class task
     metric: str
     added_tokens: list
     model: torch.nn.Module
@@ -265,8 +281,9 @@ def prepare_run(args: FinetuneArguments) -> FinetuneRun:
     set_seed(args.seed)
     with open_run_folder(accelerator, args) as folder:
         task = get_task_data(args)
+        positive = positive_label(task, args.positive_label)
         metric = args.metric_for_best_model or task.main_metric
-        check_metric(task, metric)
+        check_metric(task, metric, positive)
         if folder.resume_dir is not None:
             tokenizer, added_tokens = AutoTokenizer.from_pretrained(folder.resume_dir), []
         else:
@@ -289,8 +306,8 @@ def prepare_run(args: FinetuneArguments) -> FinetuneRun:
             folder, model.config, layout, args.hyperparameters(), args.allow_resume_changes, own_folder=True
         )
         run = FinetuneRun(
-            args, accelerator, folder.resume_dir, tokenizer, layout, task, metric, added_tokens, model, max_length,
-            folder=folder, resume_changes=changes,
+            args, accelerator, folder.resume_dir, tokenizer, layout, task, positive, metric, added_tokens, model,
+            max_length, folder=folder, resume_changes=changes,
         )  # fmt: skip
         args.warmup_steps(max_training_steps(run)[0])  # a warm-up longer than the run is refused here
         folder.replace_earlier_checkpoints(accelerator, args.overwrite_output_dir)
@@ -361,15 +378,15 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
     if progress.best["step"] != progress.step:
         load_saved_weights(accelerator.unwrap_model(loop.model), output_dir)
     final = {
-        split: evaluate(loop.model, loader, accelerator, run.task)
+        split: evaluate(loop.model, loader, accelerator, run.task, run.positive)
         for split, loader in run.eval_dataloaders.items()
         if split != "validation"
     }
     best = progress.best
     results = {
-        "task": run.task.summary(),
+        "task": task_summary(run.task, run.positive),
         "hyperparameters": hyperparameters,
-        "majority_baseline": majority_metrics(run.task),
+        "majority_baseline": majority_metrics(run.task, run.positive),
         "validation": progress.eval_history,
         "best": {"metric": metric, "value": best[metric], "step": best["step"], "epoch": best["epoch"]},
         **final,

@@ -4,7 +4,11 @@ The same command line, data (recipes/task_data.py), tokenizer, model, encoder an
 and the paper's defaults as TrainingArguments (linear schedule with a 0.2% warm-up, weight decay 0.01 on matrices,
 max grad-norm 1, fused AdamW); on the same data and seed it gives the same metrics. Evaluation and checkpoints
 follow `--checkpointing_steps` ("epoch" by default); the best model is loaded at the end, saved with its tokenizer in
-`--output_dir`, evaluated on the test split, and `results.json` has the layout of recipes/finetune.py's.
+`--output_dir`, evaluated on the test split, and `results.json` has the layout of recipes/finetune.py's: the three
+losses (L3, the task loss, the LM loss) and the task's metrics of every evaluation as numbers, the majority-class
+baseline on every evaluation split, the positive class of a 2-class task, and the training loss logged at every
+evaluation (and every `--logging_steps`). Evaluations print as recipes/finetune.py's do, numbers and not Trainer's
+dict of strings.
 
     python -m recipes.finetune_trainer --task_type classification --model_name_or_path runs/pretrain-gpt1 \\
         --dataset_name nyu-mll/glue --dataset_config_name sst2
@@ -16,9 +20,10 @@ if __name__ == "__main__" and not __package__:  # a script path: `accelerate lau
 import json
 from pathlib import Path
 
+import torch
 from accelerate.utils import set_seed
 from datasets import DatasetDict
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import EvalPrediction, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_gpt1 import GPT1TaskCollator
@@ -30,6 +35,9 @@ from .finetune import RESULTS, FinetuneArguments, parse_args, report
 from .optim import build_optimizer
 from .run_folder import check_hub_upload, lock_output_dir
 from .task_data import TaskData
+from .task_setup import PositiveLabel
+
+LOSSES = ("task_loss", "lm_loss")  # beside `loss` (L3) in the model's output; Trainer's evaluation keeps only `loss`
 
 
 def training_arguments(args: FinetuneArguments, metric: str) -> TrainingArguments:
@@ -76,16 +84,59 @@ def training_arguments(args: FinetuneArguments, metric: str) -> TrainingArgument
     )
 
 
-def build_trainer(hyperparameters: dict, args: FinetuneArguments) -> tuple[Trainer, TaskData, DatasetDict]:
-    """The Trainer, on the data, tokenizer and model of recipes/finetune.py."""
+class TaskTrainer(Trainer):
+    """Trainer whose evaluation also returns the task and LM losses, so that it reports the three losses of
+    recipes/finetune.py's evaluation. Each batch's mean loss is repeated for its examples (as Trainer does for L3)
+    and the repeats are gathered beside the task logits: their mean over a split is recipes/finetune.py's."""
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        labels = inputs["labels"]
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss, outputs = self.compute_loss(model, inputs, return_outputs=True)
+        losses = tuple(outputs[name].detach().float().repeat(len(labels)) for name in LOSSES)  # (B,) each
+        return loss.detach().mean(), (outputs["logits"].detach(), *losses), labels.detach()
+
+
+class TrainingLossAtEvaluation(TrainerCallback):
+    """Logs the training loss whenever Trainer is about to evaluate, as recipes/finetune.py's loop does: every
+    evaluation has the training loss beside it in train_history, whatever --logging_steps."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_log = control.should_log or control.should_evaluate
+
+    on_epoch_end = on_step_end
+
+
+class NumericProgressCallback(ProgressCallback):
+    """Trainer's progress bar, with each evaluation printed as recipes/finetune.py prints it (`epoch 1 (step 4):
+    validation loss 4.1719, task_loss 0.7343, ...`) and the other logs as numbers, not Trainer's dict of strings."""
+
+    def __init__(self, reported: list[str]):
+        super().__init__()
+        self.reported = reported
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or self.training_bar is None:
+            return
+        if "eval_loss" in logs:
+            shown = ", ".join(f"{name} {logs[f'eval_{name}']:.4f}" for name in self.reported)
+            self.training_bar.write(f"epoch {state.epoch:g} (step {state.global_step}): validation {shown}")
+            return
+        shown = [f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items() if k != "total_flos"]
+        self.training_bar.write(f"step {state.global_step}: {', '.join(shown)}")
+
+
+def build_trainer(
+    hyperparameters: dict, args: FinetuneArguments
+) -> tuple[Trainer, TaskData, DatasetDict, PositiveLabel | None]:
+    """The Trainer, on the data, tokenizer and model of recipes/finetune.py, and the positive class (2 classes)."""
     set_seed(args.seed)
     task = task_setup.get_task_data(args)
+    positive = task_setup.positive_label(task, args.positive_label)
     metric = args.metric_for_best_model or task.main_metric
-    # Trainer's evaluation keeps the loss L3 and the task logits (config.keys_to_ignore_at_inference drops task_loss,
-    # lm_loss and lm_logits), from which compute_metrics computes the task's metrics.
-    hyperparameters["reported"] = ["loss", *task_setup.check_metric(task, metric)[3:]]
-    if metric in ("task_loss", "lm_loss"):
-        raise RecipeError(f"--metric_for_best_model {metric}: Trainer's evaluation reports only the loss L3.")
+    # What every evaluation reports: the losses L3, task and LM (TaskTrainer.prediction_step) and the task's metrics.
+    hyperparameters["reported"] = task_setup.check_metric(task, metric, positive)
     tokenizer, added_tokens = task_setup.get_tokenizer(args, task)
     model, max_length = task_setup.get_model(args, task, tokenizer, added_tokens)
     hyperparameters.update(metric_for_best_model=metric, max_length=max_length, added_tokens=added_tokens)
@@ -99,12 +150,12 @@ def build_trainer(hyperparameters: dict, args: FinetuneArguments) -> tuple[Train
         optimizers = (optimizer, None)
 
     def compute_metrics(prediction: EvalPrediction) -> dict:
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        return task_setup.task_metrics(
-            task, task_setup.predictions_from_logits(task, logits).tolist(), prediction.label_ids.tolist()
-        )
+        logits, *losses = prediction.predictions  # TaskTrainer.prediction_step: (N, C) logits, (N,) per loss
+        metrics = {name: float(values.astype("float64").mean()) for name, values in zip(LOSSES, losses, strict=True)}
+        predictions = task_setup.predictions_from_logits(task, logits).tolist()
+        return {**metrics, **task_setup.task_metrics(task, predictions, prediction.label_ids.tolist(), positive)}
 
-    trainer = Trainer(
+    trainer = TaskTrainer(
         model=model,
         args=training_arguments(args, metric),
         data_collator=GPT1TaskCollator(
@@ -115,12 +166,16 @@ def build_trainer(hyperparameters: dict, args: FinetuneArguments) -> tuple[Train
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
         optimizers=optimizers,
+        callbacks=[TrainingLossAtEvaluation()],
     )
-    return trainer, task, encoded
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(NumericProgressCallback(hyperparameters["reported"]))
+    return trainer, task, encoded, positive
 
 
 def _metrics(record: dict, prefix: str, reported) -> dict:
-    return {key.removeprefix(prefix): value for key, value in record.items() if key.removeprefix(prefix) in reported}
+    """Trainer's metrics `{prefix}name` as recipes/finetune.py's `name`, in its order (the losses, then the task's)."""
+    return {name: float(record[f"{prefix}{name}"]) for name in reported}
 
 
 def training_function(args: FinetuneArguments) -> dict:
@@ -128,10 +183,10 @@ def training_function(args: FinetuneArguments) -> dict:
     last: a second run on the same folder is refused, naming this one."""
     hyperparameters = args.hyperparameters()
     check_hub_upload(args)
-    trainer, task, encoded = build_trainer(hyperparameters, args)
+    trainer, task, encoded, positive = build_trainer(hyperparameters, args)
     lock = lock_output_dir(trainer.accelerator, Path(args.output_dir))
     try:
-        results = train_and_report(trainer, task, encoded, hyperparameters, args)
+        results = train_and_report(trainer, task, encoded, positive, hyperparameters, args)
     finally:
         if lock is not None:
             lock.release()
@@ -140,7 +195,9 @@ def training_function(args: FinetuneArguments) -> dict:
     return results
 
 
-def train_and_report(trainer, task, encoded, hyperparameters: dict, args: FinetuneArguments) -> dict:
+def train_and_report(
+    trainer, task, encoded, positive: PositiveLabel | None, hyperparameters: dict, args: FinetuneArguments
+) -> dict:
     metric, reported = hyperparameters["metric_for_best_model"], hyperparameters.pop("reported")
     resume = args.resume_from_checkpoint
     if resume == "latest":
@@ -155,8 +212,10 @@ def train_and_report(trainer, task, encoded, hyperparameters: dict, args: Finetu
             validation.append(
                 {"step": record["step"], "epoch": record["epoch"], **_metrics(record, "eval_", reported)}
             )
-        elif "loss" in record:
-            train_history.append({key: record[key] for key in ("step", "epoch", "loss", "learning_rate")})
+        elif "loss" in record:  # recipes/finetune.py's record, with the learning rate as `lr`
+            train_history.append(
+                {key: record[key] for key in ("step", "epoch", "loss")} | {"lr": record["learning_rate"]}
+            )
     best = max(validation, key=lambda r: r[metric] if task_setup.greater_is_better(metric) else -r[metric])
     final = {
         split: _metrics(trainer.evaluate(encoded[split], metric_key_prefix=split), f"{split}_", reported)
@@ -170,13 +229,16 @@ def train_and_report(trainer, task, encoded, hyperparameters: dict, args: Finetu
         trainable_parameters=task_setup.trained_parameters(trainer.model, args.freeze_body),
     )
     results = {
-        "task": task.summary(),
+        "task": task_setup.task_summary(task, positive),
         "hyperparameters": hyperparameters,
-        "majority_baseline": task_setup.majority_metrics(task),
+        "majority_baseline": task_setup.majority_metrics(task, positive),
         "validation": validation,
         "best": {"metric": metric, "value": best[metric], "step": best["step"], "epoch": best["epoch"]},
         **final,
         "train_history": train_history,
+        # recipes/finetune.py lists the options a resumed run changed (--allow_resume_changes); Trainer resumes with
+        # whatever options it is given and keeps no such record: None, not an empty list that would claim none.
+        "resume_changes": None,
     }
     if trainer.is_world_process_zero():
         (output_dir / RESULTS).write_text(json.dumps(results, indent=1))

@@ -1,8 +1,10 @@
 """A GPT-1 for a labelled task: the data, the tokenizer with the task tokens, the double-heads model, the encoded
-splits, the metrics and predictions of a fine-tuned folder. Shared by `recipes.finetune` (the Accelerate loop) and
-`recipes.finetune_trainer` (transformers' Trainer), so both train exactly the same model on exactly the same data.
+splits, the metrics (with the positive class of a 2-class task) and predictions of a fine-tuned folder. Shared by
+`recipes.finetune` (the Accelerate loop) and `recipes.finetune_trainer` (transformers' Trainer), so both train exactly
+the same model on exactly the same data and score it the same way.
 """
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,17 @@ from .task_data import TEXT_FIELDS, TaskData, load_task_data, majority_baseline
 
 TASK_TOKENS = (START_TOKEN, DELIMITER_TOKEN, EXTRACT_TOKEN)  # what fine-tuning adds to the vocabulary
 TOKEN_ID_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id", "pad_token_id")
+# The positive class of a 2-class task when --positive_label names none: the class with one of these names, case aside
+# (SST-2's positive, RTE's and QNLI's entailment, SciTail's entails, MRPC's equivalent, QQP's duplicate, CoLA's
+# acceptable, BoolQ's true; "1" for integer labels without names), else the class X whose other class is its negation
+# (not_X, non-X, no X, nonX, ...). Never the class that sorts second: otherwise the run asks for --positive_label.
+POSITIVE_NAMES = ("positive", "entailment", "entails", "equivalent", "duplicate", "paraphrase", "acceptable", "yes")
+POSITIVE_NAMES += ("true", "1")
+POSITIVE_RULE = (
+    f"the class named {', '.join(POSITIVE_NAMES)} (case aside), else the class X whose other class is not_X, non-X, "
+    f"no_X or the like; no other guess"
+)
+NEGATIONS = tuple(f"{word}{separator}" for word in ("not", "non", "no") for separator in ("_", "-", " ", ""))
 
 
 def get_task_data(args) -> TaskData:
@@ -307,31 +320,100 @@ def predictions_from_logits(task_or_regression, logits) -> np.ndarray:
     return logits[:, 0] if regression else logits.argmax(-1)
 
 
-def task_metrics(task: TaskData, predictions, references) -> dict:
-    """recipes.metrics for the task, as plain floats."""
-    metrics = compute_task_metrics(task.family, task.num_labels, list(predictions), list(references))
+@dataclass(frozen=True)
+class PositiveLabel:
+    """The class of a 2-class task whose F1 is reported as `f1`, and how it was chosen (results.json records it)."""
+
+    name: str
+    id: int
+    chosen_by: str  # "--positive_label", or the default rule that picked it
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _negates(name: str, other: str) -> bool:
+    """Whether class name `other` is the negation of `name`: not_spam, non-toxic, "no hate", nonentailment, ..."""
+    return any(other.casefold() == negation + name.casefold() for negation in NEGATIONS)
+
+
+def positive_label(task: TaskData, name: str | None) -> PositiveLabel | None:
+    """The positive class of a 2-class task: `name` (--positive_label), else the default rule `POSITIVE_RULE`; None
+    for any other task. A `name` that is not a class of the task, a `name` for a task without 2 classes, and a
+    2-class task that the rule cannot decide are each a RecipeError, raised before any training."""
+    binary = task.family != "multiple_choice" and not task.is_regression and task.num_labels == 2
+    classes = list(class_names(task)) if task.family != "multiple_choice" and not task.is_regression else None
+    if name is not None:
+        if classes is None:
+            labels = "choice indices" if task.family == "multiple_choice" else f"{task.target}s (regression)"
+            raise RecipeError(
+                f"--positive_label {name!r}: this {task.family} task has no classes (its labels are {labels}); "
+                f"--positive_label names the class of a 2-class task whose F1 is reported as f1."
+            )
+        if name not in classes:
+            near = [c for c in classes if c.casefold() == name.casefold()]
+            hint = f" Did you mean {near[0]!r}? Class names must match exactly." if near else ""
+            raise RecipeError(f"--positive_label {name!r} is not one of the classes of this task: {classes}.{hint}")
+        if not binary:
+            raise RecipeError(
+                f"--positive_label {name!r}: this {task.family} task has {len(classes)} classes ({classes}), and "
+                f"its F1 is macro_f1, the mean over them; --positive_label is for tasks of 2 classes."
+            )
+        return PositiveLabel(name, classes.index(name), "--positive_label")
+    if not binary:
+        return None
+    by_name = [c for c in classes if c.casefold() in POSITIVE_NAMES]
+    if len(by_name) == 1:
+        return PositiveLabel(by_name[0], classes.index(by_name[0]), f"the default rule: a class named {by_name[0]!r}")
+    negated = [c for c, other in zip(classes, classes[::-1]) if _negates(c, other)]
+    if not by_name and len(negated) == 1:
+        (positive,) = negated
+        other = classes[1 - classes.index(positive)]
+        return PositiveLabel(positive, classes.index(positive), f"the default rule: {other!r} negates {positive!r}")
+    why = "both are positive by name" if by_name else "neither is positive by the default rule"
+    raise RecipeError(
+        f"This {task.family} task has 2 classes, {classes}, and {why} ({POSITIVE_RULE}): give --positive_label "
+        f"{classes[0]} or --positive_label {classes[1]}, the class whose F1 is reported as f1."
+    )
+
+
+def task_summary(task: TaskData, positive: PositiveLabel | None) -> dict:
+    """results.json's "task": the data's summary and the positive class (None without 2 classes)."""
+    return {**task.summary(), "positive_label": positive.as_dict() if positive else None}
+
+
+def task_metrics(task: TaskData, predictions, references, positive: PositiveLabel | None) -> dict:
+    """recipes.metrics for the task, as plain floats: "f1" is the F1 of `positive` (2 classes), "macro_f1" the mean
+    F1 over the classes."""
+    metrics = compute_task_metrics(
+        task.family, task.num_labels, list(predictions), list(references), positive.id if positive else None
+    )
     return {name: float(value) for name, value in metrics.items()}
 
 
-def majority_metrics(task: TaskData) -> dict | None:
-    """The validation metrics of always answering the most frequent training class (or choice index)."""
+def majority_metrics(task: TaskData, positive: PositiveLabel | None) -> dict | None:
+    """Always answering the most frequent training class (or choice index): {"prediction": it, split: its metrics}
+    for every evaluation split (validation, test, ...); None for regression."""
     majority = majority_baseline(task)
     if majority is None:
         return None
-    references = task.dataset["validation"][task.target]
-    prediction = task.label_names[majority] if task.label_names else majority
-    return {"prediction": prediction, **task_metrics(task, [majority] * len(references), references)}
+    baseline = {"prediction": task.label_names[majority] if task.label_names else majority}
+    for split, rows in task.dataset.items():
+        if split != "train":
+            references = rows[task.target]
+            baseline[split] = task_metrics(task, [majority] * len(references), references, positive)
+    return baseline
 
 
 def greater_is_better(metric: str) -> bool:
     return not metric.endswith("loss")
 
 
-def check_metric(task: TaskData, metric: str) -> list[str]:
+def check_metric(task: TaskData, metric: str, positive: PositiveLabel | None) -> list[str]:
     """What the evaluation reports: the losses, then the task's metrics (computed here on a perfect prediction); the
     metric to pick the best model by must be one of them."""
     references = task.dataset["validation"][task.target][:4]
-    known = ["loss", "task_loss", "lm_loss", *task_metrics(task, references, references)]
+    known = ["loss", "task_loss", "lm_loss", *task_metrics(task, references, references, positive)]
     if metric not in known:
         raise RecipeError(f"--metric_for_best_model {metric!r} is not reported for this task; known: {known}.")
     return known

@@ -4,9 +4,15 @@
 accuracy.py` with `evaluate.load(path)`, which needs no network. The scripts: accuracy, f1 (binary, macro, micro,
 weighted), matthews_correlation (any number of classes), pearsonr and spearmanr (ties get their mean rank).
 
+    compute_task_metrics("classification", 2, predictions, references, positive_label=1)
+    # {"accuracy": ..., "f1": ... (of class 1), "macro_f1": ..., "matthews_correlation": ...}
     compute_task_metrics("entailment", 3, predictions, references)
-    # {"accuracy": ..., "f1": ... (macro), "matthews_correlation": ...}
+    # {"accuracy": ..., "macro_f1": ..., "matthews_correlation": ...}
     compute_task_metrics("similarity", 1, scores, gold_scores)  # {"pearson": ..., "spearman": ...}
+
+"f1" is always the F1 of one class, the positive one, which the caller names (`positive_label`, a class id): a
+binary F1 taken on whichever class has id 1 would depend on how the class names sort ("non-entailment" after
+"entailment"). Without `positive_label` there is no "f1"; "macro_f1" (the mean of the per-class F1s) is always there.
 
 `glue_metric(task_name)` is the Hub's GLUE metric where the Hub (or a cached copy) is there, else None.
 """
@@ -47,8 +53,9 @@ def _loaded(name: str):
 
 def task_metrics(family: str, num_labels: int) -> list[str]:
     """The metric scripts for a GPT-1 task family: classes (classification, entailment, similarity with
-    num_labels >= 2 as MRPC and QQP) get accuracy, f1 (binary for 2 classes, else macro) and matthews_correlation;
-    similarity scores (num_labels 1, regression) get pearsonr and spearmanr; multiple_choice gets accuracy."""
+    num_labels >= 2 as MRPC and QQP) get accuracy, f1 (binary F1 of the positive class for 2 classes, and macro F1)
+    and matthews_correlation; similarity scores (num_labels 1, regression) get pearsonr and spearmanr;
+    multiple_choice gets accuracy."""
     if family not in TASK_FAMILIES:
         raise ValueError(f"Unknown task family {family!r}: one of {', '.join(TASK_FAMILIES)}.")
     if family == "multiple_choice":
@@ -61,14 +68,29 @@ def task_metrics(family: str, num_labels: int) -> list[str]:
 
 
 def compute_task_metrics(
-    family: str, num_labels: int, predictions: Sequence, references: Sequence
+    family: str, num_labels: int, predictions: Sequence, references: Sequence, positive_label: int | None = None
 ) -> dict[str, float]:
     """All of `task_metrics(family, num_labels)` on class ids / choice indices or scores, as
-    {"accuracy", "f1", "matthews_correlation"} or {"pearson", "spearman"} -> float."""
+    {"accuracy", "f1", "macro_f1", "matthews_correlation"} or {"pearson", "spearman"} -> float.
+
+    Classes: "f1" is the F1 of the class id `positive_label` (2 classes only; without it, no "f1"), "macro_f1" the
+    mean F1 over the classes in predictions or references (as scikit-learn's f1_score(average="macro"))."""
+    names = task_metrics(family, num_labels)
+    if positive_label is not None and ("f1" not in names or num_labels != 2):
+        raise ValueError(f"positive_label is for tasks of 2 classes, not for {family} with num_labels={num_labels}.")
+    if positive_label is not None and positive_label not in (0, 1):
+        raise ValueError(f"positive_label={positive_label!r} is not a class id of a 2-class task (0 or 1).")
     results = {}
-    for name in task_metrics(family, num_labels):
-        kwargs = {"average": "binary" if num_labels == 2 else "macro"} if name == "f1" else {}
-        value = _loaded(name).compute(predictions=predictions, references=references, **kwargs)[name]
+    for name in names:
+        if name == "f1":
+            f1 = _loaded("f1")
+            if positive_label is not None:
+                value = f1.compute(predictions=predictions, references=references, pos_label=positive_label)
+                results["f1"] = float(value["f1"])
+            value = f1.compute(predictions=predictions, references=references, average="macro")
+            results["macro_f1"] = float(value["f1"])
+            continue
+        value = _loaded(name).compute(predictions=predictions, references=references)[name]
         results[REPORTED_AS.get(name, name)] = float(value)
     return results
 

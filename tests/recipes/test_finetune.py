@@ -139,8 +139,9 @@ def test_each_family_trains_evaluates_and_reloads_for_prediction(family, runs, s
     assert results["task"]["rows"] == {"train": 16, "validation": 4, "test": 4}
     if family == "similarity":
         assert results["majority_baseline"] is None and results["task"]["target"] == "score"
-    else:
-        assert results["majority_baseline"]["accuracy"] >= 0  # always answering the most frequent training label
+    else:  # always answering the most frequent training label, on validation and test
+        assert set(results["majority_baseline"]) == {"prediction", "validation", "test"}
+        assert all(0 <= results["majority_baseline"][split][metric] <= 1 for split in ("validation", "test"))
     assert {"config.json", "model.safetensors", "tokenizer.json", "modeling_gpt1.py"} <= {
         path.name for path in output_dir.iterdir()
     }
@@ -296,7 +297,7 @@ def test_trainer_mode_gives_the_metrics_of_the_accelerate_loop(pretrained_dir, s
     # Trainer drops the dataset columns that are not forward arguments: mc_token_ids and labels are.
     AcceleratorState._reset_state(reset_partial_state=True)
     trainer_args = finetune.parse_args([str(arg) for arg in [*args, "--output_dir", tmp_path / "again"]])
-    trainer, _, _ = finetune_trainer.build_trainer(dataclasses.asdict(trainer_args), trainer_args)
+    trainer, *_ = finetune_trainer.build_trainer(dataclasses.asdict(trainer_args), trainer_args)
     batch = next(iter(trainer.get_train_dataloader()))
     assert set(batch) == {"input_ids", "attention_mask", "mc_token_ids", "labels"}
     assert batch["input_ids"].shape[:2] == (4, 3) and batch["mc_token_ids"].shape == (4, 3)

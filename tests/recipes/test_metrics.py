@@ -213,18 +213,45 @@ def test_task_metrics_refuses_bad_input():
 
 
 def test_compute_task_metrics_binary_classification():
-    # the binary example above: accuracy 3/5 (0, 1, 4), f1 of class 1 = 4/6;
+    # the binary example above: accuracy 3/5 (0, 1, 4), f1 of class 1 = 4/6, of class 0 = 2/4; macro (4/6 + 2/4) / 2;
     # MCC: TP 2, FP 2, TN 1, FN 0 -> (2·1 − 2·0) / √(4·2·3·1) = 2 / √24
-    result = compute_task_metrics("classification", 2, [1, 1, 1, 1, 0], [1, 1, 0, 0, 0])
-    assert result == pytest.approx({"accuracy": 3 / 5, "f1": 4 / 6, "matthews_correlation": 2 / math.sqrt(24)})
+    predictions, references = [1, 1, 1, 1, 0], [1, 1, 0, 0, 0]
+    result = compute_task_metrics("classification", 2, predictions, references, positive_label=1)
+    expected = {"accuracy": 3 / 5, "f1": 4 / 6, "macro_f1": 7 / 12, "matthews_correlation": 2 / math.sqrt(24)}
+    assert result == pytest.approx(expected) and list(result) == list(expected)
     assert all(type(value) is float for value in result.values())
+    result = compute_task_metrics("classification", 2, predictions, references, positive_label=0)
+    assert result == pytest.approx({**expected, "f1": 2 / 4})
+    # No positive class named, no "f1": never the F1 of whichever class has id 1.
+    assert set(compute_task_metrics("classification", 2, predictions, references)) == {
+        "accuracy", "macro_f1", "matthews_correlation"
+    }  # fmt: skip
+
+
+def test_compute_task_metrics_binary_constant_predictor():
+    # always class 0, references 0, 0, 1, 1: F1 of class 1: TP 0 -> 0; of class 0: TP 2, FP 2, FN 0 -> 4/6
+    result = compute_task_metrics("classification", 2, [0, 0, 0, 0], [0, 0, 1, 1], positive_label=1)
+    assert result == pytest.approx({"accuracy": 1 / 2, "f1": 0.0, "macro_f1": 1 / 3, "matthews_correlation": 0.0})
 
 
 def test_compute_task_metrics_three_classes_uses_macro_f1():
     # the 3-class example above: accuracy 4/6, macro f1 59/90; MCC: s = 6, c = 4, p = (2, 1, 3), t = (2, 2, 2):
     # Σpt = 12, Σp² = 14, Σt² = 12 -> (4·6 − 12) / √((36 − 14)(36 − 12)) = 12 / √528
     result = compute_task_metrics("entailment", 3, np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 2, 0]))
-    assert result == pytest.approx({"accuracy": 4 / 6, "f1": 59 / 90, "matthews_correlation": 12 / math.sqrt(528)})
+    assert result == pytest.approx(
+        {"accuracy": 4 / 6, "macro_f1": 59 / 90, "matthews_correlation": 12 / math.sqrt(528)}
+    )
+
+
+def test_compute_task_metrics_refuses_a_positive_label_it_cannot_use():
+    with pytest.raises(
+        ValueError, match="positive_label is for tasks of 2 classes, not for entailment with num_labels=3"
+    ):
+        compute_task_metrics("entailment", 3, [0, 1, 2], [0, 1, 2], positive_label=1)
+    with pytest.raises(ValueError, match="not for multiple_choice with num_labels=1"):
+        compute_task_metrics("multiple_choice", 1, [0, 1], [0, 1], positive_label=1)
+    with pytest.raises(ValueError, match=r"positive_label=2 is not a class id of a 2-class task \(0 or 1\)"):
+        compute_task_metrics("classification", 2, [0, 1], [0, 1], positive_label=2)
 
 
 def test_compute_task_metrics_regression_and_multiple_choice():
