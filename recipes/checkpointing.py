@@ -214,6 +214,24 @@ def _remove(path: Path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+def drop_tied_copies(models, weights, output_dir=None):
+    """accelerate's save-state hook: each tied weight goes into the checkpoint once, under its source's name.
+
+    A model's `_tied_weights_keys` ({copy: source}, e.g. lm_head.weight: transformer.wte.weight) names the tie; the
+    copy is dropped only while it is still the same tensor as its source, so an untied head is saved. Without this,
+    accelerate drops the copy itself and logs "Removed shared tensor {'lm_head.weight'} while saving ... check ... that
+    you don't receive any warning while reloading". safetensors' `load_model`, which `load_state` uses, restores the
+    tie.
+    """
+    for model, state in zip(models, weights):
+        tied = getattr(getattr(model, "module", model), "_tied_weights_keys", None) or {}
+        for copy, source in dict(tied).items():
+            for key in [key for key in state if key == copy or key.endswith(f".{copy}")]:
+                origin = key[: len(key) - len(copy)] + source
+                if origin in state and state[key].data_ptr() == state[origin].data_ptr():
+                    del state[key]
+
+
 def save_checkpoint(accelerator, root: str | os.PathLike, step: int, write_extra=None, total_limit=None, info=None):
     """Saves the full training state for `step` under `root` atomically (see the module docstring); returns its path.
 
@@ -232,7 +250,11 @@ def save_checkpoint(accelerator, root: str | os.PathLike, step: int, write_extra
                 _remove(stale)
             temporary.mkdir()
         accelerator.wait_for_everyone()
-        accelerator.save_state(os.fspath(temporary))
+        hook = accelerator.register_save_state_pre_hook(drop_tied_copies)
+        try:
+            accelerator.save_state(os.fspath(temporary))
+        finally:
+            hook.remove()
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             if write_extra is not None:

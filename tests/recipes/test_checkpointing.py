@@ -115,3 +115,31 @@ def test_check_same_model_names_the_differing_fields(tmp_path):
         check_same_model(tmp_path, GPT2OriginsConfig.from_preset("tiny", n_embd=128, n_head=8))
     with pytest.raises(RecipeError, match="not a checkpoint of this recipe: it has no config.json"):
         check_same_model(tmp_path / "elsewhere", GPT2OriginsConfig.from_preset("tiny"))
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_a_tied_head_is_saved_once_without_accelerates_warning_and_reloads_tied(tmp_path, tied, caplog):
+    """accelerate would drop the tied copy itself and warn "Removed shared tensor {'lm_head.weight'}"; the save hook
+    drops it first, an untied head is kept, and `load_state` gives back the same weights (and the tie)."""
+    from safetensors import safe_open
+
+    from modeling_gpt2 import GPT2OriginsLMHeadModel
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(cpu=True)
+    config = GPT2OriginsConfig(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=8, tie_word_embeddings=tied)
+    model = accelerator.prepare(GPT2OriginsLMHeadModel(config))
+    with caplog.at_level("WARNING"):
+        folder = save_checkpoint(accelerator, tmp_path, step=1)
+    assert "Removed shared tensor" not in caplog.text
+    with safe_open(folder / "model.safetensors", "pt") as saved:
+        assert ("lm_head.weight" in saved.keys()) == (not tied)
+    expected = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.zero_()
+    accelerator.load_state(str(folder))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    assert (model.lm_head.weight is model.transformer.wte.weight) == tied
+    AcceleratorState._reset_state(reset_partial_state=True)
