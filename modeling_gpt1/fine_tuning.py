@@ -4,6 +4,11 @@ the objective L3 = L2 + lambda * L1, the task loss L2 and the auxiliary language
 
 `modeling_gpt1.GPT1OriginsDoubleHeadsModel` combines them; this file holds the reductions (per example, per
 sequence, over Trainer's `num_items_in_batch`) so that the model file reads as the architecture.
+
+Padding choices: multiple-choice examples of a batch may have different numbers of choices, k at most. An example
+with fewer is padded with choices whose `attention_mask` row is all zeros (`modeling_gpt1.tasks.GPT1TaskCollator`
+does this): `real_choices` finds them, the model scores them the dtype's minimum, they need no extract token, a label
+may not point at one, and an example's auxiliary LM loss is the mean over its real choices only.
 """
 
 import torch
@@ -11,6 +16,14 @@ from torch import nn
 from transformers import PreTrainedConfig
 
 from .chunked_loss import ChunkedLMHeadLoss, TiedWeightGrad
+
+
+def real_choices(task_type: str, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Multiple choice: (B, k), True for a real choice, False for a padding choice (an all-zero `attention_mask` row).
+    None for the other families and without a (B, k, T) mask: every sequence is real."""
+    if task_type != "multiple_choice" or attention_mask is None or attention_mask.ndim != 3:
+        return None
+    return attention_mask.ne(0).any(-1)  # (B, k, T) -> (B, k)
 
 
 def check_task_inputs(
@@ -21,10 +34,12 @@ def check_task_inputs(
     attention_mask: torch.Tensor | None,
     mc_token_ids: torch.Tensor | None,
     token_type_ids: torch.Tensor | None = None,
+    choice_mask: torch.Tensor | None = None,
 ) -> tuple[int, ...]:
     """The task-specific shape rules, as ValueErrors naming value and limit; returns the input's shape without the
     embedding dimension, (B, T) or (B, N, T). The base model then checks each of the B * N sequences (vocabulary,
-    length). Value checks are skipped while compiling."""
+    length). `choice_mask` (B, k) is `real_choices`: every example needs a real choice, and padding choices need no
+    extract token. Value checks are skipped while compiling."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
     given = input_ids if input_ids is not None else inputs_embeds
@@ -77,6 +92,12 @@ def check_task_inputs(
 
     if torch.compiler.is_compiling():
         return tuple(tokens.shape)
+    if choice_mask is not None and not choice_mask.any(-1).all():
+        example = int((~choice_mask.any(-1)).nonzero()[0, 0])
+        raise ValueError(
+            f"Example {example} has no real choice: the `attention_mask` rows of all its {num_sequences} choices are "
+            f"all zeros, the mark of a padding choice. Every example needs at least one real choice."
+        )
     if mc_token_ids is not None:
         low, high = int(mc_token_ids.min()), int(mc_token_ids.max())
         if low < 0 or high >= seq_len:
@@ -85,8 +106,9 @@ def check_task_inputs(
             )
     elif config.extract_token_id is not None and input_ids is not None:
         counts = (input_ids == config.extract_token_id).sum(-1).reshape(batch_size, num_sequences)  # (B, N)
-        if (counts != 1).any():
-            example, sequence = (counts != 1).nonzero()[0].tolist()
+        wrong = counts != 1 if choice_mask is None else (counts != 1) & choice_mask  # padding choices have none
+        if wrong.any():
+            example, sequence = wrong.nonzero()[0].tolist()
             raise ValueError(
                 f"Each sequence needs exactly one extract token (extract_token_id={config.extract_token_id}); "
                 f"example {example}, sequence {sequence} has {int(counts[example, sequence])}. Pass `mc_token_ids` "
@@ -121,9 +143,15 @@ def resolve_task_labels(
 
 
 def check_task_labels(
-    problem_type: str, labels: torch.Tensor, batch_size: int, num_sequences: int, num_labels: int
+    problem_type: str,
+    labels: torch.Tensor,
+    batch_size: int,
+    num_sequences: int,
+    num_labels: int,
+    choice_mask: torch.Tensor | None = None,
 ) -> None:
-    """Label shapes, dtypes and ranges for each task family, as ValueErrors naming value and limit."""
+    """Label shapes, dtypes and ranges for each task family, as ValueErrors naming value and limit; a multiple-choice
+    label must not point at a padding choice (`choice_mask`, (B, k), from `real_choices`)."""
     if problem_type in ("multiple_choice", "single_label_classification"):
         if tuple(labels.shape) != (batch_size,):
             raise ValueError(
@@ -140,6 +168,16 @@ def check_task_labels(
                 raise ValueError(
                     f"Label {bad} is outside [0, {limit}) ({what}={limit}); -100 marks an ignored example."
                 )
+            if choice_mask is not None:
+                labelled = labels != -100
+                chosen = choice_mask.to(labels.device).gather(1, labels.clamp(min=0).long().unsqueeze(1)).squeeze(1)
+                if (labelled & ~chosen).any():
+                    example = int((labelled & ~chosen).nonzero()[0, 0])
+                    raise ValueError(
+                        f"Label {int(labels[example])} of example {example} is a padding choice (its "
+                        f"`attention_mask` row is all zeros); the example's real choices are "
+                        f"{choice_mask[example].nonzero().flatten().tolist()}."
+                    )
     elif problem_type == "regression":
         if tuple(labels.shape) not in ((batch_size,), (batch_size, num_labels)):
             raise ValueError(
@@ -188,6 +226,18 @@ def task_loss_per_example(
     return per_example.mean(-1), torch.ones_like(per_example[:, 0])
 
 
+def sequence_weights(
+    choice_mask: torch.Tensor | None, batch_size: int, num_sequences: int, device: torch.device
+) -> torch.Tensor:
+    """The weight of each sequence in its example's LM loss, (B, N), each row summing to 1: 1 / N, or 1 / (its real
+    choices) for a real choice and 0 for a padding one (`choice_mask`, from `real_choices`), so that an example padded
+    with choices has the LM loss it has alone."""
+    if choice_mask is None:
+        return torch.full((batch_size, num_sequences), 1 / num_sequences, device=device)
+    real = choice_mask.to(device).float()  # (B, k)
+    return real / real.sum(-1, keepdim=True).clamp(min=1)
+
+
 def lm_loss_per_sequence(
     lm_logits: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
 ) -> torch.Tensor:
@@ -212,12 +262,14 @@ def lm_loss_chunked(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None,
     example_weights: torch.Tensor,
+    sequence_weights: torch.Tensor,
     chunk_size: int,
     tied_grad: TiedWeightGrad | None = None,
 ) -> torch.Tensor:
-    """`sum_e example_weights[e] * (mean over its N sequences of lm_loss_per_sequence)`, through `ChunkedLMHeadLoss`:
-    each target weighs its example's weight / N / its sequence's number of real targets. hidden_states: (S, T, C) with
-    S = B * N; lm_weight: (V, C); input_ids, attention_mask: (S, T); example_weights: (B,); tied_grad: the embedding's
+    """`sum_e example_weights[e] * sum_n sequence_weights[e, n] * lm_loss_per_sequence[e, n]` (the mean over its
+    real sequences), through `ChunkedLMHeadLoss`: each target weighs its example's weight * its sequence's weight / its
+    sequence's number of real targets. hidden_states: (S, T, C) with S = B * N; lm_weight: (V, C); input_ids,
+    attention_mask: (S, T); example_weights: (B,); sequence_weights: (B, N); tied_grad: the embedding's
     `TiedWeightGrad` when lm_weight is the token embedding's. Returns a scalar."""
     num_rows, seq_len, width = hidden_states.shape
     if attention_mask is None:
@@ -225,8 +277,8 @@ def lm_loss_chunked(
     else:
         valid = (attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()).float()  # (S, T-1)
     per_sequence_mean = valid / valid.sum(-1, keepdim=True).clamp(min=1)  # (S, T-1)
-    num_sequences = num_rows // example_weights.shape[0]
-    row_weights = example_weights.float().repeat_interleave(num_sequences) / num_sequences  # (S,)
+    weights = example_weights.float().unsqueeze(1) * sequence_weights.to(example_weights.device)  # (B, N)
+    row_weights = weights.reshape(-1)  # (S,)
     target_weights = (per_sequence_mean * row_weights.unsqueeze(1)).reshape(-1)  # (S*(T-1),)
     hidden = hidden_states[:, :-1].reshape(-1, width)  # (S*(T-1), C)
     targets = input_ids[:, 1:].reshape(-1).to(hidden.device)  # (S*(T-1),)
@@ -238,6 +290,8 @@ __all__ = [
     "check_task_labels",
     "lm_loss_chunked",
     "lm_loss_per_sequence",
+    "real_choices",
+    "sequence_weights",
     "task_loss_per_example",
     "task_problem_type",
 ]

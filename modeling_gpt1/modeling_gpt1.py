@@ -39,7 +39,9 @@ from .fine_tuning import (
     check_task_labels,
     lm_loss_chunked,
     lm_loss_per_sequence,
+    real_choices,
     resolve_task_labels,
+    sequence_weights,
     task_loss_per_example,
     task_problem_type,
 )
@@ -474,13 +476,14 @@ class GPT1OriginsDoubleHeadsModelOutput(ModelOutput):
         The fine-tuning objective L3 = task_loss + lm_coef * lm_loss (section 3.2, equation 5).
     logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, or `(batch_size, num_choices)` for multiple
     choice):
-        Task scores before the softmax (a regression score when `num_labels == 1`). Under `logits` so that Trainer's
-        `compute_metrics` receives them.
+        Task scores before the softmax (a regression score when `num_labels == 1`); a padding choice scores the
+        dtype's minimum. Under `logits` so that Trainer's `compute_metrics` receives them.
     task_loss (`torch.FloatTensor` of shape `()`, returned with `labels`):
         L2: cross-entropy over the classes or the k choices, MSE for regression, BCE for multi-label.
     lm_loss (`torch.FloatTensor` of shape `()`, returned with `labels` and `input_ids`):
         L1, the auxiliary language-modelling loss on the task input, over the real tokens (attention mask): a mean per
-        sequence, then averaged over the sequences of an example and over the examples, as the released code did.
+        sequence, then averaged over the (real) sequences of an example and over the examples, as the released code
+        did.
     lm_logits (`torch.FloatTensor` of shape `(batch_size, [N,] sequence_length, vocab_size)`):
         Next-token scores of the LM head; the `N` dimension is there when the input had one. None in training mode
         with task labels (and `config.loss_chunk_size` set), where `lm_loss` comes from the chunked head instead.
@@ -523,6 +526,8 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
       regression score with num_labels=1, trained with MSE).
     - "multiple_choice" (also `task_type=None`): input (batch, k, seq), [start] context [delim] answer_k [extract];
       each extract state -> dropout -> `multiple_choice_head.summary` (n_embd -> 1), softmax over the k answers.
+      Examples with fewer than k answers are padded with padding choices, marked by an all-zero `attention_mask`
+      row (see `forward`).
 
     Head parameter names: `multiple_choice_head.summary.{weight,bias}` are the keys of transformers'
     OpenAIGPTDoubleHeadsModel, whose folders therefore load with their multiple-choice head; `score.weight` is the key
@@ -569,7 +574,12 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             The task input, wrapped in the task tokens (the tokenizer's task templates do this); N = 2 orderings for
             similarity, k answers for multiple choice.
         attention_mask (`torch.Tensor`, same shape as `input_ids`, *optional*):
-            1 for real tokens, 0 for padding (either side); positions count real tokens only.
+            1 for real tokens, 0 for padding (either side); positions count real tokens only. For multiple choice, a
+            choice whose row is all zeros is a padding choice, so that examples with different numbers of choices
+            share a batch (`modeling_gpt1.tasks.GPT1TaskCollator` pads them so): its logit is the dtype's minimum
+            (softmax, argmax and cross-entropy never pick it), it needs no extract token, a label pointing at it is a
+            ValueError, and an example's LM loss is the mean over its real choices. A batch with padding choices gives
+            the logits of the real choices and the losses that its examples give alone.
         token_type_ids (`torch.LongTensor`, same shape as `input_ids`, *optional*):
             Segment ids, embedded by the token embedding and added to the input, as in transformers' OpenAI-GPT.
         position_ids (`torch.LongTensor`, same shape as `input_ids`, *optional*):
@@ -597,9 +607,11 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         kwargs.pop("use_cache", None)  # no cache: each example is read whole
         check_forward_kwargs(self.forward, kwargs)
-        input_shape = check_task_inputs(
-            self.config, self.task_type, input_ids, inputs_embeds, attention_mask, mc_token_ids, token_type_ids
-        )  # (B, T) or (B, N, T)
+        choice_mask = real_choices(self.task_type, attention_mask)  # (B, k): False for a padding choice; or None
+        input_shape = check_task_inputs(  # (B, T) or (B, N, T)
+            self.config, self.task_type, input_ids, inputs_embeds, attention_mask, mc_token_ids, token_type_ids,
+            choice_mask,
+        )  # fmt: skip
         batch_size, seq_len = input_shape[0], input_shape[-1]
 
         # The N sequences of an example run through the transformer as independent rows: (B, N, T) -> (B * N, T).
@@ -630,13 +642,15 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         lm_logits = None if chunked_lm else self.lm_head(hidden_states)  # (B*N, T, V)
 
         extract_states = self._extract_states(hidden_states, flat_ids, flat_mask, mc_token_ids)  # (B*N, C)
-        logits = self._task_logits(extract_states.view(batch_size, -1, extract_states.shape[-1]))  # (B, labels | k)
+        extract_states = extract_states.view(batch_size, -1, extract_states.shape[-1])  # (B, N, C)
+        logits = self._task_logits(extract_states, choice_mask)  # (B, num_labels | k)
 
         loss = task_loss = lm_loss = None
         if labels is not None:
             loss, task_loss, lm_loss = self._combined_loss(
-                logits, labels, hidden_states, lm_logits, flat_ids, flat_mask, tied_grad, num_items_in_batch
-            )
+                logits, labels, hidden_states, lm_logits, flat_ids, flat_mask, choice_mask, tied_grad,
+                num_items_in_batch,
+            )  # fmt: skip
 
         return GPT1OriginsDoubleHeadsModelOutput(
             loss=loss,
@@ -674,14 +688,18 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         rows = torch.arange(num_rows, device=hidden_states.device)
         return hidden_states[rows, extract_index.to(hidden_states.device)]  # (S, C)
 
-    def _task_logits(self, extract_states: torch.Tensor) -> torch.Tensor:
-        """W_y for the task family (section 3.3, figure 1). extract_states: (B, N, C). Returns (B, num_labels), or
-        (B, k) scores of the k answers for multiple choice."""
+    def _task_logits(self, extract_states: torch.Tensor, choice_mask: torch.Tensor | None) -> torch.Tensor:
+        """W_y for the task family (section 3.3, figure 1). extract_states: (B, N, C); choice_mask: (B, k), False for
+        a padding choice, or None. Returns (B, num_labels), or (B, k) scores of the k answers for multiple choice."""
         if self.task_type == "multiple_choice":
             # One dropout mask shared by the k answers of an example, as the released code drew it (train.py:
             # noise shape [batch, 1, n_embd]), so that the answers are compared on the same features.
             keep = self.dropout(extract_states.new_ones(extract_states.shape[0], 1, extract_states.shape[-1]))
-            return self.multiple_choice_head(extract_states * keep)  # (B, k)
+            scores = self.multiple_choice_head(extract_states * keep)  # (B, k)
+            if choice_mask is not None:
+                # A padding choice scores the dtype's minimum: softmax gives it 0, argmax and cross-entropy skip it.
+                scores = scores.masked_fill(~choice_mask.to(scores.device), torch.finfo(scores.dtype).min)
+            return scores  # (B, k)
         if self.task_type == "similarity":
             # Section 3.3: "we ... process both independently to produce two sequence representations which are
             # added element-wise before being fed into the linear output layer".
@@ -696,6 +714,7 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         lm_logits: torch.Tensor | None,
         input_ids: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
+        choice_mask: torch.Tensor | None,
         tied_grad: TiedWeightGrad | None,
         num_items_in_batch: torch.Tensor | int | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -703,12 +722,11 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         task input; returns (L3, L2, L1). Without `input_ids` (inputs_embeds) there are no LM targets: L3 = L2.
 
         logits: (B, num_labels | k); hidden_states: (S, T, C) with S = B * N; lm_logits: (S, T, V), or None when L1
-        goes through the chunked head; input_ids, attention_mask: (S, T)."""
+        goes through the chunked head; input_ids, attention_mask: (S, T); choice_mask: (B, k) or None."""
         batch_size = logits.shape[0]
+        num_sequences = hidden_states.shape[0] // batch_size
         problem_type = task_problem_type(self.task_type, self.config, labels)
-        check_task_labels(
-            problem_type, labels, batch_size, hidden_states.shape[0] // batch_size, self.config.num_labels
-        )
+        check_task_labels(problem_type, labels, batch_size, num_sequences, self.config.num_labels, choice_mask)
         labels = labels.to(logits.device)
         per_example, weights = task_loss_per_example(problem_type, logits, labels)  # (B,), (B,)
         # Both losses are reduced the same way: mean over labelled examples, or their sum over the accumulated batch's
@@ -719,14 +737,16 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
         task_loss = (per_example * weights).sum() / denominator
         if input_ids is None:
             return task_loss, task_loss, None
+        # An example's LM loss is the mean over its sequences, its real ones when it is padded with choices.
+        per_sequence = sequence_weights(choice_mask, batch_size, num_sequences, logits.device)  # (B, N)
         if lm_logits is None:
             lm_loss = lm_loss_chunked(
-                hidden_states, self.lm_head.weight, input_ids, attention_mask, weights / denominator,
+                hidden_states, self.lm_head.weight, input_ids, attention_mask, weights / denominator, per_sequence,
                 self.config.loss_chunk_size, tied_grad,
             )  # fmt: skip
         else:
-            lm_per_example = lm_loss_per_sequence(lm_logits, input_ids, attention_mask).view(batch_size, -1).mean(1)
-            lm_loss = (lm_per_example * weights).sum() / denominator
+            lm_per_sequence = lm_loss_per_sequence(lm_logits, input_ids, attention_mask).view(batch_size, -1)
+            lm_loss = ((lm_per_sequence * per_sequence).sum(1) * weights).sum() / denominator
         return task_loss + self.config.lm_coef * lm_loss, task_loss, lm_loss
 
 

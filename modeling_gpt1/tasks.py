@@ -22,12 +22,24 @@ Output keys (encoder: one example, Python lists; collator: a batch, tensors). S 
   mapped by `label_names`), float32 score (similarity, regression), int64 index of the right choice (multiple
   choice). Shape () -> (batch,).
 
-Truncation is the tokenizer's own (`longest_first`: the longer text loses tokens first; texts lose their ends) to
-`max_length` tokens, special tokens counted, so the extract token is never cut. `max_length` defaults to
-`tokenizer.model_max_length` (512): give the model's `n_positions` when it is smaller. For similarity the text
-budget is made even when truncation is needed, so that both orders keep the same tokens of each text. Texts far
-longer than the budget are cut at a word end first, only to spare `tokenizers` a quadratic cost; the tokens kept
-are those the tokenizer's truncation alone keeps (tested).
+Truncation fits each sequence in `max_length` tokens, special tokens counted, so the start, delimiter and extract
+tokens are never cut. `max_length` defaults to `tokenizer.model_max_length` (512): give the model's `n_positions` when
+it is smaller. How many tokens each text of a pair keeps is the tokenizer's `longest_first` rule (the longer text
+loses tokens first; when both are over half the budget each keeps half, an odd budget's last token going to the
+longer, on a tie the second). Which of its tokens a text keeps is the encoder's `keep`:
+- "head" (the default): its first tokens, the tokenizer's own truncation (texts lose their ends).
+- "tail": its last tokens (a review's verdict, a question after its passage).
+- "head_tail": its first quarter and its last three quarters (of n kept tokens, the first n // 4 and the last
+  n - n // 4): Sun et al. 2019, "How to Fine-Tune BERT for Text Classification?", section 5.3.1, best with the first
+  128 and the last 382 of 510 tokens.
+For similarity the text budget is made even when truncation is needed, so that both orders keep the same tokens of
+each text. With "head", texts far longer than the budget are cut at a word end first, only to spare `tokenizers` a
+quadratic cost; the tokens kept are those the tokenizer's truncation alone keeps (tested).
+
+Multiple-choice examples may have different numbers of choices. The collator pads a batch to its largest number of
+choices (or to `pad_choices_to`) with padding choices: `_pad_` tokens only, an all-zero `attention_mask` row and
+`mc_token_ids` 0, which is how `GPT1OriginsDoubleHeadsModel` tells a padding choice from a real one (it scores it the
+dtype's minimum and leaves it out of both losses).
 """
 
 import math
@@ -57,6 +69,8 @@ DEFAULT_LABEL_FIELDS = {
 }
 # GLUE's order for MNLI / SNLI / RTE-style data; the entailment task files use these names.
 ENTAILMENT_LABELS = ("entailment", "neutral", "contradiction")
+# Which tokens of a text over its budget are kept (the module docstring); "head" is the tokenizer's own truncation.
+KEEP_MODES = ("head", "tail", "head_tail")
 
 
 class GPT1TaskEncoder:
@@ -72,6 +86,10 @@ class GPT1TaskEncoder:
             label_names makes the labels classes of pairs (MRPC, QQP: "not_equivalent", "equivalent"); without it
             they are scores (STS-B), regressed.
         label_field: where the label is read from; defaults to `score` for similarity and `label` otherwise.
+        keep: which tokens of a text over its budget are kept, one of `KEEP_MODES`: "head" (its first tokens, the
+            default and the tokenizer's own truncation), "tail" (its last) or "head_tail" (its first quarter and last
+            three quarters, Sun et al. 2019). Every text of the family is cut this way: the text, premise and
+            hypothesis, both texts of a similarity pair (alike in both orders), the context and each choice.
 
     Use it with `datasets`: `dataset.map(encoder, remove_columns=dataset.column_names)`.
     """
@@ -83,9 +101,13 @@ class GPT1TaskEncoder:
         max_length: int | None = None,
         label_names: Sequence[str] | None = None,
         label_field: str | None = None,
+        keep: str = "head",
     ):
         if family not in TASK_FAMILIES:
             raise ValueError(f"family={family!r} is not one of {TASK_FAMILIES}.")
+        if keep not in KEEP_MODES:
+            raise ValueError(f"keep={keep!r} is not one of {KEEP_MODES}: the tokens of a long text to keep.")
+        self.keep = keep
         self.tokenizer = tokenizer
         self.family = family
         self.extract_token_id = tokenizer.convert_tokens_to_ids(EXTRACT_TOKEN)
@@ -122,10 +144,14 @@ class GPT1TaskEncoder:
                 raise ValueError(f"label_names={label_names!r} must be non-empty and without repeats.")
         self.label_names = label_names
         self.label_field = DEFAULT_LABEL_FIELDS[family] if label_field is None else label_field
+        # "tail" and "head_tail" cut the texts' token ids and wrap them in the tokenizer's template themselves.
+        self.template = _template(tokenizer, pair=family != "classification") if keep != "head" else None
 
     def __call__(self, example: Mapping[str, Any]) -> dict[str, Any]:
         first = self._text(example, TEXT_FIELDS[self.family][0])
-        if self.family == "classification":
+        if self.keep != "head":
+            encoded = self._encode_kept(first, example)
+        elif self.family == "classification":
             encoded = self.tokenizer(first, truncation=True, max_length=self.max_length)
         elif self.family == "entailment":
             [(premise, hypothesis)], _ = self._cap([(first, self._text(example, "hypothesis"))])
@@ -226,15 +252,62 @@ class GPT1TaskEncoder:
     def _encode_similarity(self, text_a: str, text_b: str):
         """Both orders, truncated alike (paper: "no inherent ordering of the two sentences being compared")."""
         [(text_a, text_b)], [lengths] = self._cap([(text_a, text_b)])
-        max_length = self.max_length
-        budget = max_length - self.num_special_tokens
-        if sum(lengths) > budget and budget % 2 == 1:
-            # `longest_first` gives an odd budget's last token to the longer text, so the two orders of two texts
-            # of one length would differ; with an even budget each text keeps the same tokens in both.
-            max_length -= 1
         return self.tokenizer(
-            [text_a, text_b], [text_b, text_a], truncation="longest_first", max_length=max_length
+            [text_a, text_b], [text_b, text_a], truncation="longest_first", max_length=self._similarity_length(lengths)
         )  # input_ids: (2, T), same T for both orders
+
+    def _similarity_length(self, lengths: tuple[int, int]) -> int:
+        """`max_length`, less one when truncation is needed and the text budget is odd: `longest_first` gives an odd
+        budget's last token to the longer text, so the two orders of two texts of one length would differ; with an
+        even budget each text keeps the same tokens in both."""
+        budget = self.max_length - self.num_special_tokens
+        return self.max_length - 1 if sum(lengths) > budget and budget % 2 == 1 else self.max_length
+
+    def _encode_kept(self, first: str, example: Mapping[str, Any]) -> dict[str, list]:
+        """The sequences of one example with `keep` "tail" or "head_tail": each text's token ids, as many kept as
+        `longest_first` keeps (`_kept_lengths`) and chosen by `keep`, wrapped in the tokenizer's template. Returns
+        input_ids and attention_mask as the tokenizer would: one sequence for classification and entailment, else
+        a list of them."""
+        if self.family == "classification":
+            pairs = [(first, None)]
+        elif self.family == "entailment":
+            pairs = [(first, self._text(example, "hypothesis"))]
+        elif self.family == "similarity":
+            second = self._text(example, "text_b")
+            pairs = [(first, second), (second, first)]
+        else:
+            pairs = [(first, choice) for choice in self._choices(example)]
+        unique = list(dict.fromkeys(text for pair in pairs for text in pair if text is not None))
+        encoded = self.tokenizer(unique, add_special_tokens=False, verbose=False)["input_ids"]
+        ids = dict(zip(unique, encoded))
+        max_length = self.max_length
+        if self.family == "similarity":
+            max_length = self._similarity_length((len(ids[pairs[0][0]]), len(ids[pairs[0][1]])))
+        budget = max_length - self.num_special_tokens
+
+        sequences = []
+        for a, b in pairs:
+            if b is None:
+                before, after = self.template
+                sequences.append([*before, *self._kept(ids[a], min(len(ids[a]), budget)), *after])
+                continue
+            keep_a, keep_b = _kept_lengths(len(ids[a]), len(ids[b]), budget)
+            before, between, after = self.template
+            sequences.append([*before, *self._kept(ids[a], keep_a), *between, *self._kept(ids[b], keep_b), *after])
+        masks = [[1] * len(ids) for ids in sequences]
+        if self.family in ("classification", "entailment"):
+            return {"input_ids": sequences[0], "attention_mask": masks[0]}
+        return {"input_ids": sequences, "attention_mask": masks}
+
+    def _kept(self, ids: list[int], length: int) -> list[int]:
+        """`length` of a text's token ids, chosen by `keep`."""
+        if length >= len(ids):
+            return ids
+        if self.keep == "head":
+            return ids[:length]
+        # Sun et al. 2019 (section 5.3.1): head+tail keeps the first 128 and the last 382 of 510 tokens, a quarter.
+        head = length // 4 if self.keep == "head_tail" else 0
+        return ids[:head] + ids[len(ids) - (length - head) :]
 
     def _label(self, label: Any, num_choices: int) -> int | float:
         if self.family == "similarity" and self.label_names is None:  # a score; with label_names, classes of pairs
@@ -265,12 +338,23 @@ class GPT1TaskEncoder:
 @dataclass
 class GPT1TaskCollator:
     """Pads `GPT1TaskEncoder` outputs into a batch of tensors: right padding with the tokenizer's pad token to the
-    longest sequence in the batch (or a multiple of `pad_to_multiple_of`). Handles (batch, T) and
-    (batch, S, T) inputs; every example of a batch must have the same number of sequences S.
+    longest sequence in the batch (or a multiple of `pad_to_multiple_of`). Handles (batch, T) and (batch, S, T) inputs.
+
+    Examples with fewer sequences than the batch's most (multiple choice with 4 and 5 choices) get padding choices
+    at their end: `_pad_` tokens, an all-zero `attention_mask` row (the double-heads model's mark of a padding choice,
+    which it scores the dtype's minimum and leaves out of the losses) and `mc_token_ids` 0. `pad_choices_to` pads
+    every multi-sequence batch to that many (the task's largest number of choices), so that the logits of every
+    batch have one width and concatenate, across batches and processes.
     """
 
     tokenizer: PreTrainedTokenizerBase
     pad_to_multiple_of: int | None = None
+    pad_choices_to: int | None = None
+
+    def __post_init__(self):
+        count = self.pad_choices_to
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise ValueError(f"pad_choices_to={count!r} must be a positive int (the most choices of an example).")
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if len(features) == 0:
@@ -279,15 +363,19 @@ class GPT1TaskCollator:
         multi_sequence = not isinstance(_as_list(features[0]["input_ids"][0]), int)
         if multi_sequence:
             num_sequences = [len(feature["input_ids"]) for feature in features]
-            if len(set(num_sequences)) != 1:
+            width = max(num_sequences) if self.pad_choices_to is None else self.pad_choices_to
+            if max(num_sequences) > width:
+                example = num_sequences.index(max(num_sequences))
                 raise ValueError(
-                    f"Every example of a batch needs the same number of sequences; got num_sequences={num_sequences}."
+                    f"Example {example} of the batch has {max(num_sequences)} sequences, more than "
+                    f"pad_choices_to={width}."
                 )
-            sequences = [
-                {"input_ids": _as_list(ids), "attention_mask": _as_list(mask)}
-                for feature in features
-                for ids, mask in zip(feature["input_ids"], feature["attention_mask"])
-            ]
+            sequences = []
+            for feature, count in zip(features, num_sequences):
+                for ids, mask in zip(feature["input_ids"], feature["attention_mask"]):
+                    sequences.append({"input_ids": _as_list(ids), "attention_mask": _as_list(mask)})
+                # Padding choices: empty, so padded to `_pad_` tokens only with an all-zero attention mask.
+                sequences += [{"input_ids": [], "attention_mask": []}] * (width - count)
         else:
             sequences = [
                 {"input_ids": _as_list(feature["input_ids"]), "attention_mask": _as_list(feature["attention_mask"])}
@@ -304,11 +392,14 @@ class GPT1TaskCollator:
             )
         )
         if multi_sequence:
-            batch = {key: value.view(len(features), num_sequences[0], -1) for key, value in batch.items()}  # (B, S, T)
-
-        batch["mc_token_ids"] = torch.tensor(
-            [_as_list(feature["mc_token_ids"]) for feature in features], dtype=torch.long
-        )  # (B,) or (B, S)
+            batch = {key: value.view(len(features), width, -1) for key, value in batch.items()}  # (B, S, T)
+            mc_token_ids = [
+                [*_as_list(feature["mc_token_ids"]), *[0] * (width - count)]
+                for feature, count in zip(features, num_sequences)
+            ]
+        else:
+            mc_token_ids = [_as_list(feature["mc_token_ids"]) for feature in features]
+        batch["mc_token_ids"] = torch.tensor(mc_token_ids, dtype=torch.long)  # (B,) or (B, S)
         with_labels = sum("labels" in feature for feature in features)
         if with_labels not in (0, len(features)):
             raise ValueError(f"Only {with_labels} of the {len(features)} examples have labels: all or none must.")
@@ -317,6 +408,32 @@ class GPT1TaskCollator:
             is_score = any(isinstance(label, float) for label in labels)
             batch["labels"] = torch.tensor(labels, dtype=torch.float32 if is_score else torch.long)  # (B,)
         return batch
+
+
+def _kept_lengths(len_a: int, len_b: int, budget: int) -> tuple[int, int]:
+    """How many tokens each text of a pair keeps in `budget`: the rule of `tokenizers`' `longest_first` truncation
+    (tokenizers/src/utils/truncation.rs). The shorter keeps all and the longer the rest; when both are over half the
+    budget each keeps half, an odd budget's last token going to the longer (on a tie, the second)."""
+    if len_a + len_b <= budget:
+        return len_a, len_b
+    short, long = sorted((len_a, len_b))
+    long = short if short > budget else max(short, budget - short)
+    if short + long > budget:
+        short, long = budget // 2, budget // 2 + budget % 2
+    return (long, short) if len_a > len_b else (short, long)
+
+
+def _template(tokenizer: PreTrainedTokenizerBase, pair: bool) -> tuple[list[int], ...]:
+    """The special-token ids the tokenizer's template puts around one text (before, after) or two (before, between,
+    after), read off the encoding of a probe: for GPT-1, ([start], [extract]) and ([start], [delimiter], [extract])."""
+    probe = tokenizer(["a"], ["b"]) if pair else tokenizer(["a"])
+    pieces = [[]]
+    for token, sequence in zip(probe["input_ids"][0], probe.sequence_ids(0)):
+        if sequence is None:
+            pieces[-1].append(token)
+        elif len(pieces) == sequence + 1:  # the first token of text `sequence`: the special tokens after it follow
+            pieces.append([])
+    return tuple(pieces)
 
 
 def _valid_unicode(text: str, what: str) -> str:
@@ -337,4 +454,12 @@ def _as_list(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else value
 
 
-__all__ = ["ENTAILMENT_LABELS", "FAMILIES", "TASK_FAMILIES", "TEXT_FIELDS", "GPT1TaskCollator", "GPT1TaskEncoder"]
+__all__ = [
+    "ENTAILMENT_LABELS",
+    "FAMILIES",
+    "KEEP_MODES",
+    "TASK_FAMILIES",
+    "TEXT_FIELDS",
+    "GPT1TaskCollator",
+    "GPT1TaskEncoder",
+]

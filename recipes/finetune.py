@@ -51,6 +51,7 @@ from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 
 from modeling_gpt1 import TASK_FAMILIES, GPT1TaskCollator
+from modeling_gpt1.tasks import KEEP_MODES
 
 from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
@@ -136,6 +137,9 @@ class FinetuneArguments(TrainingOptions):
     similarity_target: str | None = option(None, "similarity as regression (score) or classes (label)")
     validation_split_percentage: float = option(10.0, "held out when there is no validation set, in (0, 100)")
     max_length: int | None = option(None, "tokens per sequence (default: min(n_positions, 512))")
+    truncation_keep: str = option(
+        "head", "tokens kept of a text too long: head, tail, or head_tail (1/4 head + 3/4 tail, Sun et al. 2019)"
+    )
     max_train_samples: int | None = option(None, "use at most this many training rows")
     max_eval_samples: int | None = option(None, "use at most this many rows of each evaluation split")
     preprocessing_num_workers: int | None = option(None, "processes that encode the rows")
@@ -158,6 +162,8 @@ class FinetuneArguments(TrainingOptions):
         for name in ("model_name_or_path", "task_type"):
             if getattr(self, name) is None:
                 raise ValueError(f"--{name} is required")
+        if self.truncation_keep not in KEEP_MODES:
+            raise ValueError(f"--truncation_keep must be one of {', '.join(KEEP_MODES)}, got {self.truncation_keep!r}")
         if self.task_type not in TASK_FAMILIES:
             raise ValueError(f"--task_type must be one of {list(TASK_FAMILIES)}, got {self.task_type!r}")
         if self.similarity_target not in (None, "score", "label"):
@@ -328,9 +334,12 @@ def build_loop(run: FinetuneRun, hyperparameters: dict) -> TrainingLoop:
     """2. Data, optimizer, scheduler and loop, prepared by Accelerate; a resumed run's state loaded."""
     args, accelerator, model = run.args, run.accelerator, run.model
     with accelerator.main_process_first():
-        encoded = encode_task(run.task, run.tokenizer, run.max_length, args.preprocessing_num_workers)
+        encoded = encode_task(
+            run.task, run.tokenizer, run.max_length, args.preprocessing_num_workers, keep=args.truncation_keep
+        )
     pad_to = 8 if args.mixed_precision in ("fp16", "bf16", "fp8") else None
-    collator = GPT1TaskCollator(run.tokenizer, pad_to_multiple_of=pad_to)
+    # Every batch as wide as the task's most choices, so that logits concatenate across batches and processes.
+    collator = GPT1TaskCollator(run.tokenizer, pad_to_multiple_of=pad_to, pad_choices_to=run.task.num_choices)
     train_dataloader, eval_dataloaders = get_dataloaders(args, encoded, collator)
     no_decay = freeze_body(model, run.tokenizer) if args.freeze_body else []
     betas = (args.adam_beta1, args.adam_beta2)

@@ -140,7 +140,9 @@ def build_trainer(
     tokenizer, added_tokens = task_setup.get_tokenizer(args, task)
     model, max_length = task_setup.get_model(args, task, tokenizer, added_tokens)
     hyperparameters.update(metric_for_best_model=metric, max_length=max_length, added_tokens=added_tokens)
-    encoded = task_setup.encode_task(task, tokenizer, max_length, args.preprocessing_num_workers)
+    encoded = task_setup.encode_task(
+        task, tokenizer, max_length, args.preprocessing_num_workers, keep=args.truncation_keep
+    )
     optimizers = (None, None)
     if args.freeze_body:
         no_decay = task_setup.freeze_body(model, tokenizer)
@@ -158,8 +160,10 @@ def build_trainer(
     trainer = TaskTrainer(
         model=model,
         args=training_arguments(args, metric),
-        data_collator=GPT1TaskCollator(
-            tokenizer, pad_to_multiple_of=8 if args.mixed_precision in ("fp16", "bf16") else None
+        data_collator=GPT1TaskCollator(  # every batch as wide as the most choices: Trainer concatenates the logits
+            tokenizer,
+            pad_to_multiple_of=8 if args.mixed_precision in ("fp16", "bf16") else None,
+            pad_choices_to=task.num_choices,
         ),
         train_dataset=encoded["train"],
         eval_dataset=encoded["validation"],

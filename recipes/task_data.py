@@ -33,7 +33,10 @@ what is wrong. A .jsonl, .json, .csv or .tsv file is read line by line first (`_
 would fail on or misread is named with its line: bytes that are not UTF-8 (UTF-16 and UTF-32 files among them), a line
 that is not a JSON object, a task field whose JSON type changes from row to row, a CSV row with more cells than its
 header. Then each row: a missing field, a text that is not a string or is empty (only whitespace), a label that is out
-of range or not a class name, a multiple-choice row with another number of choices than the first training row.
+of range or not a class name, a multiple-choice row with fewer than 2 choices or a label that is not the index of one
+of them. Multiple-choice rows may have different numbers of choices (RACE has 4, other sets mix 4 and 5):
+`GPT1TaskCollator` pads a batch with padding choices, which the model masks; `TaskData.num_choices` is the most
+choices of a row in any split.
 """
 
 import codecs
@@ -169,7 +172,7 @@ class TaskData:
     target: str  # the field the model learns: "label" (class or choice index) or "score" (regression)
     label_names: tuple[str, ...] | None  # class names in id order (classification, entailment, similarity classes)
     num_labels: int  # the task head's outputs: the classes, or 1 (regression, and one score per choice)
-    num_choices: int | None  # multiple choice only
+    num_choices: int | None  # multiple choice only: the most choices of a row, in any split (rows may have fewer)
     main_metric: str
     source: str  # where the data came from, for the results file
 
@@ -567,18 +570,18 @@ def _check_float_labels(part: _Part, family: str):
     raise RecipeError(f"{part.at(0)}: label {labels[0]!r} must be an int class id or a class name, not a float.")
 
 
-def _check_rows(
-    part: _Part, family: str, target: str, classes: _Classes | None, num_choices: int | None, reference: str
-):
-    """Every row of a part: non-empty string texts, a usable label or score, the same number of choices."""
+def _check_rows(part: _Part, family: str, target: str, classes: _Classes | None) -> int | None:
+    """Every row of a part: non-empty string texts, a usable label or score, at least 2 choices; returns the most
+    choices of a row (multiple choice), else None."""
     fields = _required_fields(family, target)
     missing = f"(every {family} row needs {', '.join(fields)})"
+    most_choices = None
     for index, row in _iter_rows(part, fields):
         at = part.at(index)
         for name in TEXT_FIELDS[family]:
             if row[name] is None:
                 raise RecipeError(f"{at}: the field {name!r} is missing {missing}.")
-            _check_text(at, name, row[name], num_choices, reference)
+            _check_text(at, name, row[name])
         label = row[target]
         if _is_missing(label):
             raise RecipeError(f"{at}: the field {target!r} is missing {missing}.")
@@ -586,17 +589,19 @@ def _check_rows(
             if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
                 raise RecipeError(f"{at}: score {label!r} must be a finite number.")
         elif family == "multiple_choice":
+            num_choices = len(row["choices"])
             if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < num_choices:
                 raise RecipeError(
                     f"{at}: label {label!r} must be the index of the right choice, an int in [0, {num_choices})."
                 )
+            most_choices = max(most_choices or 0, num_choices)
         else:
             _check_class(at, label, classes)
+    return most_choices
 
 
-def _check_text(at: str, name: str, value, num_choices: int | None, reference: str):
-    """A text field: a string with more than whitespace; `choices`: a list of such strings, as many as the first
-    training row has (`reference`)."""
+def _check_text(at: str, name: str, value):
+    """A text field: a string with more than whitespace; `choices`: a list of at least 2 such strings."""
     if name != "choices":
         if not isinstance(value, str):
             raise RecipeError(f"{at}: {name!r} must be a string, got {type(value).__name__} {value!r:.60}.")
@@ -614,11 +619,6 @@ def _check_text(at: str, name: str, value, num_choices: int | None, reference: s
         if not choice.strip():
             blank = " (only whitespace)" if choice else ""
             raise RecipeError(f"{at}: choice {number} of 'choices' is empty{blank}; fix or drop the row.")
-    if len(value) != num_choices:
-        raise RecipeError(
-            f"{at}: {len(value)} choices, but {reference} has {num_choices}: every row of a multiple choice task "
-            f"needs the same number of choices."
-        )
 
 
 def _check_class(at: str, label, classes: _Classes):
@@ -708,10 +708,10 @@ def load_task_data(
     if target == "label":
         for part in parts:
             _check_float_labels(part, family)
-    classes, num_choices = _classes(family, target, parts, spec, label_names, model_classes, num_labels)
+    classes = _classes(family, target, parts, spec, label_names, model_classes, num_labels)
     names, num_labels = (classes.names, classes.num_labels) if classes else (None, 1)  # 1: a score, per choice
-    for part in parts:
-        _check_rows(part, family, target, classes, num_choices, parts[0].at(0))
+    most_choices = [_check_rows(part, family, target, classes) for part in parts]
+    num_choices = max(most_choices) if family == "multiple_choice" else None
 
     splits: dict[str, list[Dataset]] = {}
     for part in parts:
@@ -771,22 +771,13 @@ def _target(family: str, parts: list[_Part], spec: HubTask | None, similarity_ta
     return target
 
 
-def _classes(
-    family, target, parts, spec, label_names, model_classes, num_labels
-) -> tuple[_Classes | None, int | None]:
-    """(the classes, None for a task without: a score, or one per choice; the number of choices of multiple choice)."""
+def _classes(family, target, parts, spec, label_names, model_classes, num_labels) -> _Classes | None:
+    """The classes; None for a task without: a score, or one per choice (multiple choice)."""
     if family != "multiple_choice" and target != "score":
-        return _class_names(family, parts, spec, label_names, model_classes, num_labels), None
+        return _class_names(family, parts, spec, label_names, model_classes, num_labels)
     if label_names:
         raise RecipeError(f"--label_names is for class labels; this {family} task learns {target}s.")
-    if family != "multiple_choice":
-        return None, None
-    first = parts[0]
-    _, row = next(_iter_rows(first, ["choices"]))
-    choices = row["choices"]
-    if isinstance(choices, str) or not isinstance(choices, Sequence) or len(choices) < 2:
-        raise RecipeError(f"{first.at(0)}: 'choices' must be a list of at least 2 strings, got {choices!r:.100}.")
-    return None, len(choices)
+    return None
 
 
 def _hold_out(dataset: DatasetDict, rows: int | None, percentage: float, seed: int) -> DatasetDict:

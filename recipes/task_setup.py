@@ -291,20 +291,24 @@ def class_names(task: TaskData) -> tuple[str, ...]:
     return task.label_names or tuple(str(index) for index in range(task.num_labels))
 
 
-def make_encoder(task: TaskData, tokenizer, max_length: int):
-    """The paper's input transformation of one example (a `datasets` row) into model features."""
+def make_encoder(task: TaskData, tokenizer, max_length: int, keep: str = "head"):
+    """The paper's input transformation of one example (a `datasets` row) into model features; `keep`: the tokens
+    kept of a text over its budget (`GPT1TaskEncoder`)."""
     return GPT1TaskEncoder(
         tokenizer,
         task.family,
         max_length=max_length,
+        keep=keep,
         # Classes of pairs (MRPC, QQP) are similarity with label names; scores (STS-B) are similarity without.
         label_names=None if task.family == "multiple_choice" or task.is_regression else class_names(task),
         label_field=task.target,
     )
 
 
-def encode_task(task: TaskData, tokenizer, max_length: int, num_proc: int | None = None) -> DatasetDict:
-    encode = make_encoder(task, tokenizer, max_length)
+def encode_task(
+    task: TaskData, tokenizer, max_length: int, num_proc: int | None = None, keep: str = "head"
+) -> DatasetDict:
+    encode = make_encoder(task, tokenizer, max_length, keep)
     return DatasetDict(
         {
             split: rows.map(encode, remove_columns=rows.column_names, num_proc=num_proc, desc=f"Encoding {split}")
@@ -427,16 +431,19 @@ def load_saved_weights(model, folder: Path):
         raise RuntimeError(f"{folder} does not hold this model: missing {missing}, unexpected {unexpected}.")
 
 
-def predict(model_dir, examples: list[dict], batch_size: int = 16, max_length: int | None = None) -> list:
+def predict(
+    model_dir, examples: list[dict], batch_size: int = 16, max_length: int | None = None, keep: str = "head"
+) -> list:
     """Predictions of a fine-tuned folder (or Hub name) for `examples` in the layout of docs/DATA.md (labels, if any,
     are ignored): class names for classification, entailment and similarity classes, scores for similarity regression,
-    choice indices for multiple choice. The folder is loaded with the Auto classes."""
+    choice indices for multiple choice. The folder is loaded with the Auto classes. `keep`: the truncation the model
+    was fine-tuned with (`--truncation_keep`, in its results.json hyper-parameters)."""
     config = AutoConfig.from_pretrained(model_dir)
     family = config.task_type or "multiple_choice"
     auto_class = AutoModelForMultipleChoice if family == "multiple_choice" else AutoModelForSequenceClassification
     model = auto_class.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    encoder = GPT1TaskEncoder(tokenizer, family, max_length=max_length)
+    encoder = GPT1TaskEncoder(tokenizer, family, max_length=max_length, keep=keep)
     collator = GPT1TaskCollator(tokenizer)
     regression = family != "multiple_choice" and config.num_labels == 1
     predictions = []

@@ -449,11 +449,12 @@ def test_labels_that_do_not_match_the_classes(tmp_path):
         load("multiple_choice", tmp_path, [choices[0], {**choices[1], "label": 3}])
 
 
-def test_a_different_number_of_choices(tmp_path):
+def test_rows_with_different_numbers_of_choices_load(tmp_path):
+    """Real sets mix 4 and 5 choices: every row keeps its own (the collator pads and the model masks them)."""
     good = rows(TASK_FOLDERS["multiple_choice"])[:4]
     two = {**good[3], "choices": good[3]["choices"][:2], "label": 0}
-    with pytest.raises(RecipeError, match=r"validation.jsonl, line 1: 2 choices, but .*train.jsonl, line 1 has 3"):
-        load("multiple_choice", tmp_path, good[:3], [two])
+    task = load("multiple_choice", tmp_path, good[:3], [two])
+    assert task.num_choices == 3 and len(task.dataset["validation"][0]["choices"]) == 2
 
 
 def test_an_empty_similarity_side(tmp_path):
@@ -495,3 +496,44 @@ def test_the_command_line_refuses_bad_input_before_any_work(splits, tokenizer_di
     assert "--max_length 129 is more than the model's n_positions=128" in err
     err = fails_with(capsys, *FAST, "--tokenizer", tokenizer_dir, "--metric_for_best_model", "pearson", *common)
     assert "--metric_for_best_model 'pearson' is not reported for this task" in err
+    err = fails_with(capsys, *FAST, "--tokenizer", tokenizer_dir, "--truncation_keep", "end", *common)
+    assert "--truncation_keep must be one of head, tail, head_tail, got 'end'" in err
+
+
+@pytest.mark.parametrize("script", [finetune, finetune_trainer], ids=["accelerate", "trainer"])
+def test_multiple_choice_with_mixed_numbers_of_choices_trains_and_evaluates(script, tokenizer_dir, tmp_path):
+    """Rows of 3 and 2 choices in one task: batches are padded to the task's most choices, so evaluation's logits
+    concatenate (before: a torch.cat error at the first evaluation)."""
+    records = rows(TASK_FOLDERS["multiple_choice"])
+    mixed = [{**row, "choices": row["choices"][:2], "label": row["label"] % 2} if i % 3 == 0 else row
+             for i, row in enumerate(records)]  # fmt: skip
+    files = []
+    for option, part in [
+        ("--train_file", mixed[:16]),
+        ("--validation_file", mixed[16:20]),
+        ("--test_file", mixed[20:]),
+    ]:
+        files += [option, write_jsonl(tmp_path / f"{option[2:]}.jsonl", part)]
+    results = run(*FAST, "--tokenizer", tokenizer_dir, "--task_type", "multiple_choice", *files,
+                  "--output_dir", tmp_path / "out", script=script)  # fmt: skip
+    assert 0 <= results["test"]["accuracy"] <= 1 and results["task"]["num_choices"] == 3
+
+
+def test_truncation_keep_reaches_the_encoder(tokenizer_dir, tmp_path):
+    """--truncation_keep tail keeps a long text's end (a review's verdict), head its beginning."""
+    from transformers import AutoTokenizer
+
+    from recipes import task_setup
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    text = "the play opens slowly and the first act drags on " * 6 + "but in the end it is wonderful"
+    train = write_jsonl(
+        tmp_path / "train.jsonl", [{"text": text, "label": "positive"}, {"text": "bad", "label": "negative"}]
+    )
+    task = task_data.load_task_data("classification", train_files=[train], validation_files=[train])
+    decoded = {}
+    for keep in ("head", "tail"):
+        encoded = task_setup.encode_task(task, tokenizer, max_length=16, keep=keep)["train"]
+        decoded[keep] = max((tokenizer.decode(row["input_ids"]) for row in encoded), key=len)
+    assert "wonderful" in decoded["tail"] and "wonderful" not in decoded["head"]
+    assert decoded["head"].startswith("_start_the play")
