@@ -27,6 +27,13 @@ class HubMixin:
     _auto_map: dict[str, str] = {}
     _model_card_description: str = "A language model"
 
+    def post_init(self):
+        super().post_init()
+        # A tied copy (the LM head) is never saved: transformers leaves it out. Naming it among the keys not saved also
+        # tells Trainer, when it reloads its best or a resumed checkpoint, that the missing key is the tie (it ties the
+        # weights again) and not a lost weight ("There were missing keys in the checkpoint model loaded").
+        self._keys_to_ignore_on_save = set(self._keys_to_ignore_on_save or ()) | set(self.all_tied_weights_keys)
+
     @property
     def hub_auto_class(self) -> str:
         """The Auto class the model card loads this model with: the one its class is registered for."""

@@ -85,3 +85,32 @@ def test_push_to_hub_keeps_an_existing_model_card(tmp_path):
 def test_saved_folder_carries_its_code(tmp_path):
     model = build(GPT2OriginsLMHeadModel, GPT2OriginsConfig.from_preset("tiny"))
     check_saved_folder_carries_its_code(model, "modeling_gpt2", tmp_path)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt1"])
+def test_trainer_reloads_its_best_checkpoint_without_a_missing_key_warning(family, tmp_path, caplog):
+    """The tied LM head is not saved; Trainer's reload of the best checkpoint knows it is the tie (it used to warn
+    "There were missing keys in the checkpoint model loaded: ['lm_head.weight']")."""
+    import transformers
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel
+
+    sizes = dict(n_layer=1, n_embd=16, n_head=2, vocab_size=50, n_positions=8)
+    torch.manual_seed(0)
+    if family == "gpt2":
+        model = GPT2OriginsLMHeadModel(GPT2OriginsConfig(**sizes))
+    else:
+        model = GPT1OriginsLMHeadModel(GPT1OriginsConfig(**sizes))
+    ids = torch.randint(0, 50, (8, 8))
+    rows = Dataset.from_dict({"input_ids": ids.tolist(), "labels": ids.tolist()})
+    arguments = TrainingArguments(
+        tmp_path, max_steps=2, eval_strategy="steps", eval_steps=1, save_steps=1, load_best_model_at_end=True,
+        per_device_train_batch_size=4, report_to=[], use_cpu=True, disable_tqdm=True,
+    )  # fmt: skip
+    transformers.logging.enable_propagation()
+    with caplog.at_level("WARNING"):
+        Trainer(model=model, args=arguments, train_dataset=rows, eval_dataset=rows).train()
+    assert "missing keys" not in caplog.text
+    assert model.lm_head.weight is model.get_input_embeddings().weight
