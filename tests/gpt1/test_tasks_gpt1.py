@@ -3,43 +3,18 @@
 The fixtures are the first 24 training rows of five real task files (tests/fixtures/README.md).
 """
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
+from task_fixtures import body, rows
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 
 from modeling_gpt1.tasks import ENTAILMENT_LABELS, GPT1TaskCollator, GPT1TaskEncoder
 from modeling_gpt1.tokenization_gpt1 import (
-    DELIMITER_TOKEN,
     EXTRACT_TOKEN,
-    START_TOKEN,
-    train_gpt1_tokenizer_from_files,
 )
 
-FIXTURES = Path(__file__).parents[1] / "fixtures"
 POLARITY = ("negative", "positive")
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return train_gpt1_tokenizer_from_files(FIXTURES / "shakespeare_sample.txt", vocab_size=800)
-
-
-@pytest.fixture(scope="module")
-def special_ids(tokenizer):
-    return tokenizer.convert_tokens_to_ids([START_TOKEN, DELIMITER_TOKEN, EXTRACT_TOKEN])
-
-
-def rows(name: str) -> list[dict]:
-    with open(FIXTURES / "tasks" / f"{name}.jsonl", encoding="utf-8") as file:
-        return [json.loads(line) for line in file]
-
-
-def body(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 def split_pair(ids: list[int], special_ids) -> tuple[list[int], list[int]]:
