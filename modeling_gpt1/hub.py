@@ -32,7 +32,18 @@ class HubMixin:
         # A tied copy (the LM head) is never saved: transformers leaves it out. Naming it among the keys not saved also
         # tells Trainer, when it reloads its best or a resumed checkpoint, that the missing key is the tie (it ties the
         # weights again) and not a lost weight ("There were missing keys in the checkpoint model loaded").
-        self._keys_to_ignore_on_save = set(self._keys_to_ignore_on_save or ()) | set(self.all_tied_weights_keys)
+        self._keys_not_saved = set(self._keys_to_ignore_on_save or ())
+        self._keys_to_ignore_on_save = self._keys_not_saved | self._tied_copies()
+
+    def _tied_copies(self) -> set[str]:
+        """The tied copies that are still the same tensor as their source (a head untied after the model was built is
+        its own weight, and saved)."""
+        parameters = dict(self.named_parameters(remove_duplicate=False))
+        return {
+            copy
+            for copy, source in self.all_tied_weights_keys.items()
+            if copy in parameters and source in parameters and parameters[copy] is parameters[source]
+        }
 
     @property
     def hub_auto_class(self) -> str:
@@ -48,6 +59,7 @@ class HubMixin:
             module = type(self).__module__.rsplit(".", 1)[-1]  # the model file, also under transformers_modules
             auto_map = {auto_class: f"{module}.{name}" for auto_class, name in self._auto_map.items()}
             self.config.auto_map = {**auto_map, **(getattr(self.config, "auto_map", None) or {})}
+        self._keys_to_ignore_on_save = self._keys_not_saved | self._tied_copies()  # as tied as it is now
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def push_to_hub(

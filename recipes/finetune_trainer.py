@@ -90,6 +90,8 @@ class TaskTrainer(Trainer):
     and the repeats are gathered beside the task logits: their mean over a split is recipes/finetune.py's."""
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        if "labels" not in inputs or prediction_loss_only:  # no losses to add (trainer.predict on unlabelled rows)
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         inputs = self._prepare_inputs(inputs)
         labels = inputs["labels"]
         with torch.no_grad(), self.compute_loss_context_manager():

@@ -27,6 +27,9 @@ RESUME_FREE += ("dataset_data_dir", "model_name_or_path", "config_name", "tokeni
 # resumed run applies (recipes/optim.py `apply_resume_changes`) and records. Anything else is refused on resume.
 RESUME_CHANGEABLE = ("max_steps", "num_train_epochs", "learning_rate", "lr_scheduler_type", "num_warmup_steps")
 RESUME_CHANGEABLE += ("warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm", "mixed_precision")
+# Options added after checkpoints were written, with the behaviour those runs had: a checkpoint that records none
+# of them resumes as if it had their defaults.
+ADDED_OPTIONS = {"truncation_keep": "head", "positive_label": None}
 EVAL_STRATEGIES = ("steps", "epoch")
 
 

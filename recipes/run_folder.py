@@ -18,7 +18,7 @@ from huggingface_hub.utils import validate_repo_id
 
 from .checkpointing import check_same_model, checkpoint_step, complete_checkpoints, read_marker, resolve_checkpoint
 from .errors import RecipeError
-from .options import RESUME_CHANGEABLE, RESUME_FREE
+from .options import ADDED_OPTIONS, RESUME_CHANGEABLE, RESUME_FREE
 from .run_lock import RunLock
 
 CHECKPOINTS = "checkpoints"  # the sub-folder of --output_dir that holds a run's checkpoints
@@ -204,6 +204,8 @@ def resume_changes(resume_dir, options: dict, allowed) -> list[dict]:
     saved = read_marker(resume_dir).get("options")
     if saved is None:
         raise RecipeError(f"Checkpoint {os.fspath(resume_dir)!r} does not record the options it was trained with.")
+    # An option added after the checkpoint was written reads as its default there (the run had that behaviour).
+    saved = {**{key: ADDED_OPTIONS[key] for key in options if key in ADDED_OPTIONS}, **saved}
     changes = [
         {"option": key, "checkpoint": saved.get(key), "this_run": value}
         for key, value in options.items()

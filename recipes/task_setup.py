@@ -40,7 +40,7 @@ TASK_TOKENS = (START_TOKEN, DELIMITER_TOKEN, EXTRACT_TOKEN)  # what fine-tuning 
 TOKEN_ID_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id", "pad_token_id")
 # The positive class of a 2-class task when --positive_label names none: the class with one of these names, case aside
 # (SST-2's positive, RTE's and QNLI's entailment, SciTail's entails, MRPC's equivalent, QQP's duplicate, CoLA's
-# acceptable, BoolQ's true; "1" for integer labels without names), else the class X whose other class is its negation
+# acceptable, BoolQ's true; "1" of the classes "0" / "1"), else the class X whose other class is its negation
 # (not_X, non-X, no X, nonX, ...). Never the class that sorts second: otherwise the run asks for --positive_label.
 POSITIVE_NAMES = ("positive", "entailment", "entails", "equivalent", "duplicate", "paraphrase", "acceptable", "yes")
 POSITIVE_NAMES += ("true", "1")
@@ -366,7 +366,10 @@ def positive_label(task: TaskData, name: str | None) -> PositiveLabel | None:
         return PositiveLabel(name, classes.index(name), "--positive_label")
     if not binary:
         return None
-    by_name = [c for c in classes if c.casefold() in POSITIVE_NAMES]
+    # "1" is the positive class only of integer labels without names (classes "0" and "1"): a named "1" may be
+    # anything (Yelp's polarity names its classes "1" = negative and "2").
+    names = POSITIVE_NAMES if sorted(classes) == ["0", "1"] else tuple(n for n in POSITIVE_NAMES if n != "1")
+    by_name = [c for c in classes if c.casefold() in names]
     if len(by_name) == 1:
         return PositiveLabel(by_name[0], classes.index(by_name[0]), f"the default rule: a class named {by_name[0]!r}")
     negated = [c for c, other in zip(classes, classes[::-1]) if _negates(c, other)]

@@ -5,6 +5,7 @@ Accelerate, the Hub mappings on local stand-ins, and every bad input refused wit
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -517,6 +518,11 @@ def test_multiple_choice_with_mixed_numbers_of_choices_trains_and_evaluates(scri
     results = run(*FAST, "--tokenizer", tokenizer_dir, "--task_type", "multiple_choice", *files,
                   "--output_dir", tmp_path / "out", script=script)  # fmt: skip
     assert 0 <= results["test"]["accuracy"] <= 1 and results["task"]["num_choices"] == 3
+    for record in [*results["validation"], results["test"]]:
+        assert all(math.isfinite(record[name]) for name in ("loss", "task_loss", "lm_loss")), record
+    if script is finetune:  # the saved model never picks a padding choice of a 2-choice row
+        two_choices = [row for row in mixed[16:] if len(row["choices"]) == 2]
+        assert set(finetune.predict(tmp_path / "out", two_choices)) <= {0, 1}
 
 
 def test_truncation_keep_reaches_the_encoder(tokenizer_dir, tmp_path):
@@ -537,3 +543,16 @@ def test_truncation_keep_reaches_the_encoder(tokenizer_dir, tmp_path):
         decoded[keep] = max((tokenizer.decode(row["input_ids"]) for row in encoded), key=len)
     assert "wonderful" in decoded["tail"] and "wonderful" not in decoded["head"]
     assert decoded["head"].startswith("_start_the play")
+
+
+def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path):
+    """A checkpoint written before --truncation_keep and --positive_label existed records neither: it ran as their
+    defaults do, so it resumes; another value is still a change that is refused."""
+    from recipes import run_folder
+    from recipes.checkpointing import MARKER
+
+    options = {"learning_rate": 1e-3, "truncation_keep": "head", "positive_label": None}
+    (tmp_path / MARKER).write_text(json.dumps({"step": 2, "options": {"learning_rate": 1e-3}}))
+    assert run_folder.resume_changes(tmp_path, options, allowed=None) == []
+    with pytest.raises(RecipeError, match=r"--truncation_keep: checkpoint 'head', this run 'tail'"):
+        run_folder.resume_changes(tmp_path, {**options, "truncation_keep": "tail"}, allowed=None)

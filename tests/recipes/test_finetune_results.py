@@ -83,6 +83,7 @@ def test_the_default_positive_class(names, positive, chosen_by):
     ("names", "why"),
     [
         (("ham", "spam"), "neither is positive by the default rule"),
+        (("1", "2"), "neither is positive by the default rule"),  # Yelp polarity: "1" is its negative class
         (("contradiction", "neutral"), "neither is positive by the default rule"),
         (("true", "yes"), "both are positive by name"),
     ],
