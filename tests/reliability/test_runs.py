@@ -463,6 +463,7 @@ def test_a_warmup_longer_than_the_epochs_is_refused_before_training(corpus, tmp_
 
 def test_samples_longer_than_the_context_are_refused_before_training(corpus, tmp_path, capsys):
     args = [*recipe_args(corpus, tmp_path / "run"), "--num_samples", "1", "--sample_length", "1000"]
+    args += ["--sample_prompts", "ROMEO.\n", "To be, or not to be", "The king"]  # given prompts are measured
     message = error_of(pretrain.main, args, capsys)
     assert "--sample_length 1000 plus the longest sample prompt's" in message, message
     assert not (tmp_path / "run" / "checkpoints").exists()
