@@ -4,6 +4,15 @@ import json
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
+POLARITY = ("negative", "positive")  # the class names of classification-movie-sentence-polarity
+# (family, fixture file, GPT1TaskEncoder keyword arguments): a fixture of each family, both multiple-choice ones.
+FAMILY_ROWS = [
+    ("classification", "classification-movie-sentence-polarity", {"label_names": POLARITY}),
+    ("entailment", "entailment-presuppositions", {}),
+    ("similarity", "similarity-answer-vs-source", {}),
+    ("multiple_choice", "multiple-choice-social-iqa", {}),
+    ("multiple_choice", "multiple-choice-proverbs", {}),
+]
 
 
 def rows(name: str) -> list[dict]:

@@ -7,12 +7,11 @@ import json
 
 import pytest
 import torch
-from task_fixtures import body, rows
+from task_fixtures import FAMILY_ROWS, POLARITY, body, rows
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel
 from modeling_gpt1.tasks import KEEP_MODES, GPT1TaskCollator, GPT1TaskEncoder
 
-POLARITY = ("negative", "positive")
 NO_DROPOUT = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "classifier_dropout": 0.0}
 
 
@@ -49,14 +48,6 @@ def texts_of(row: dict, family: str) -> list[list[str]]:
 
 
 # ------------------------------------------------------------------------------------ which tokens a long text keeps
-
-FAMILY_ROWS = [
-    ("classification", "classification-movie-sentence-polarity", {"label_names": POLARITY}),
-    ("entailment", "entailment-presuppositions", {}),
-    ("similarity", "similarity-answer-vs-source", {}),
-    ("multiple_choice", "multiple-choice-social-iqa", {}),
-    ("multiple_choice", "multiple-choice-proverbs", {}),
-]
 
 
 @pytest.mark.parametrize("keep", KEEP_MODES)

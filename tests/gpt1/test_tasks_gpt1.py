@@ -5,7 +5,7 @@ The fixtures are the first 24 training rows of five real task files (tests/fixtu
 
 import pytest
 import torch
-from task_fixtures import body, rows
+from task_fixtures import FAMILY_ROWS, POLARITY, body, rows
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 
@@ -13,8 +13,6 @@ from modeling_gpt1.tasks import ENTAILMENT_LABELS, GPT1TaskCollator, GPT1TaskEnc
 from modeling_gpt1.tokenization_gpt1 import (
     EXTRACT_TOKEN,
 )
-
-POLARITY = ("negative", "positive")
 
 
 def split_pair(ids: list[int], special_ids) -> tuple[list[int], list[int]]:
@@ -89,15 +87,6 @@ def test_multiple_choice_is_one_sequence_per_choice(tokenizer, special_ids, name
             assert context == body(tokenizer, row["context"]) and answer == body(tokenizer, choice)
         assert features["mc_token_ids"] == [len(ids) - 1 for ids in features["input_ids"]]
         assert features["labels"] == row["label"]
-
-
-FAMILY_ROWS = [
-    ("classification", "classification-movie-sentence-polarity", {"label_names": POLARITY}),
-    ("entailment", "entailment-presuppositions", {}),
-    ("similarity", "similarity-answer-vs-source", {}),
-    ("multiple_choice", "multiple-choice-social-iqa", {}),
-    ("multiple_choice", "multiple-choice-proverbs", {}),
-]
 
 
 @pytest.mark.parametrize("family, name, kwargs", FAMILY_ROWS)
