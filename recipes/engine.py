@@ -318,7 +318,7 @@ def restore_progress(run: RecipeRun, optimizer, lr_scheduler) -> TrainingProgres
         accelerator.load_state(os.fspath(run.resume_dir))
         accelerator.print(f"Resumed from {run.resume_dir} at step {progress.step}.")
     if run.resume_changes:
-        apply_resume_changes(optimizer, lr_scheduler, run.args)
+        apply_resume_changes(optimizer, lr_scheduler, run.args, getattr(run, "learning_rate", None))
         progress.resume_changes += [{"step": progress.step, **change} for change in run.resume_changes]
         changed = ", ".join(f"--{c['option']} {c['checkpoint']!r} -> {c['this_run']!r}" for c in run.resume_changes)
         accelerator.print(f"Changed from the checkpoint, as --allow_resume_changes allows: {changed}.")

@@ -29,7 +29,7 @@ RESUME_CHANGEABLE = ("max_steps", "num_train_epochs", "learning_rate", "lr_sched
 RESUME_CHANGEABLE += ("warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2", "max_grad_norm", "mixed_precision")
 # Options added after checkpoints were written, with the behaviour those runs had: a checkpoint that records none
 # of them resumes as if it had their defaults.
-ADDED_OPTIONS = {"truncation_keep": "head", "positive_label": None}
+ADDED_OPTIONS = {"truncation_keep": "head", "positive_label": None, "embedding_lr_scale": 1.0}
 EVAL_STRATEGIES = ("steps", "epoch")
 
 
@@ -52,6 +52,11 @@ class TrainingOptions:
     adam_beta1: float | None = option(None, "AdamW beta1")
     adam_beta2: float | None = option(None, "AdamW beta2")
     lr_scheduler_type: str = option("cosine", "any transformers scheduler name (linear, cosine, constant, ...)")
+    embedding_lr_scale: float = option(
+        1.0,
+        "the token embedding's (and the tied LM head's) learning rate as a multiple of --learning_rate; post-LN "
+        "GPT-1 below 768 wide needs about 10 to leave the unigram plateau (docs/RESULTS.md)",
+    )
     num_warmup_steps: int | None = option(None, "linear warm-up steps (default: from --warmup_ratio)")
     warmup_ratio: float | None = option(None, "warm-up as a fraction of the training steps, rounded up")
     max_grad_norm: float = option(1.0, "clip the gradient norm to this (0: no clipping)")
@@ -81,9 +86,11 @@ class TrainingOptions:
             at_least(name, getattr(self, name), 1)
         for name in ("logging_steps", "eval_steps", "max_steps", "num_train_epochs", "checkpoints_total_limit"):
             at_least(name, getattr(self, name), 1)
-        if self.learning_rate is not None and not 0 < self.learning_rate < math.inf:
+        if isinstance(self.learning_rate, (int, float)) and not 0 < self.learning_rate < math.inf:
             raise ValueError(f"--learning_rate must be a finite number > 0, got {self.learning_rate}")
         at_least("weight_decay", self.weight_decay, 0)
+        if not 0 < self.embedding_lr_scale < math.inf:
+            raise ValueError(f"--embedding_lr_scale must be a finite number > 0, got {self.embedding_lr_scale}")
         for name in ("adam_beta1", "adam_beta2"):
             value = getattr(self, name)
             if value is not None and not 0 <= value < 1:  # NaN fails it too

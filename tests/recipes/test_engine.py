@@ -282,6 +282,7 @@ def test_a_run_config_is_overridden_by_the_command_line_and_checked():
 BAD_OPTIONS = [
     (["--learning_rate", "0"], "--learning_rate must be a finite number > 0, got 0.0"),
     (["--weight_decay", "-0.1"], "--weight_decay must be at least 0, got -0.1"),
+    (["--embedding_lr_scale", "0"], "--embedding_lr_scale must be a finite number > 0, got 0.0"),
     (["--adam_beta2", "1"], "--adam_beta2 must be in [0, 1), got 1.0"),
     (["--max_grad_norm", "-1"], "--max_grad_norm must be at least 0, got -1.0"),
     (["--num_warmup_steps", "-1"], "--num_warmup_steps must be at least 0, got -1"),

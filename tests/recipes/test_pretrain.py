@@ -376,8 +376,10 @@ def test_without_a_model_option_the_defaults_are_the_cpu_demo():
     """No model option and no --config: the run config pretrain-demo-<model_type>.yaml; any option overrides it."""
     args = pretrain.parse_args([])
     assert args.output_dir == "runs/pretrain-gpt2" and args.preset == "tiny" and "n_layer=4" in args.config_overrides
-    assert (args.tokenizer, args.vocab_size, args.max_steps, args.learning_rate) == ("train", 8192, 400, 1e-3)
-    assert pretrain.parse_args(["--model_type", "gpt1"]).learning_rate == 2.5e-4
+    assert (args.tokenizer, args.vocab_size, args.max_steps, args.learning_rate) == ("train", 8192, 800, 1e-3)
+    assert args.train_file == ["shakespeare", "sotu"] and args.embedding_lr_scale == 10
+    gpt1_demo = pretrain.parse_args(["--model_type", "gpt1"])
+    assert (gpt1_demo.learning_rate, gpt1_demo.embedding_lr_scale, gpt1_demo.adam_beta2) == (1e-3, 10, 0.999)
     assert pretrain.parse_args(["--max_steps", "7"]).max_steps == 7
     real = pretrain.parse_args(["--preset", "124M"])
     assert real.config_overrides is None and real.max_steps is None and real.max_eval_samples is None

@@ -412,6 +412,14 @@ BAD_OPTIONS = {
     "option-learning-rate-zero": (["--learning_rate", "0"], "--learning_rate must be a finite number > 0, got 0.0"),
     "option-learning-rate-nan": (["--learning_rate", "nan"], "--learning_rate must be a finite number > 0, got nan"),
     "option-learning-rate-inf": (["--learning_rate", "inf"], "--learning_rate must be a finite number > 0, got inf"),
+    "option-embedding-lr-scale-zero": (
+        ["--embedding_lr_scale", "0"],
+        "--embedding_lr_scale must be a finite number > 0, got 0.0",
+    ),
+    "option-embedding-lr-scale-nan": (
+        ["--embedding_lr_scale", "nan"],
+        "--embedding_lr_scale must be a finite number > 0, got nan",
+    ),
     "option-weight-decay-negative": (["--weight_decay", "-0.1"], "--weight_decay must be at least 0, got -0.1"),
     "option-weight-decay-nan": (["--weight_decay", "nan"], "--weight_decay must be a finite number, got nan"),
     "option-max-grad-norm-negative": (["--max_grad_norm", "-1"], "--max_grad_norm must be at least 0, got -1.0"),
