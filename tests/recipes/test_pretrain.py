@@ -428,19 +428,19 @@ def test_push_to_hub_uploads_model_and_tokenizer_together(tmp_path, monkeypatch)
 @pytest.mark.slow
 def test_readme_main_job_runs_as_the_readme_says(tmp_path):
     """`python -m recipes.pretrain` as the README runs it: perplexity falls at every evaluation, samples and paths are
-    printed. Its wall clock (6.5 minutes on the 2-core CI machine) is measured, not asserted: tests assert no
+    printed. Its wall clock (8.8 minutes on the 2-core CI machine) is measured, not asserted: tests assert no
     timings."""
     result = subprocess.run(
         [sys.executable, "-m", "recipes.pretrain", "--output_dir", str(tmp_path / "run")],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     perplexities = [
         r["perplexity"] for r in json.loads((tmp_path / "run" / "history.json").read_text())["eval_history"]
     ]
-    assert len(perplexities) == 5 and all(b < a for a, b in zip(perplexities, perplexities[1:]))
-    assert perplexities[-1] < 250
+    assert len(perplexities) == 9 and all(b < a for a, b in zip(perplexities, perplexities[1:]))
+    assert perplexities[-1] < 400  # 225 measured; the unigram level of its validation blocks is 1,234
     assert result.stdout.count("--- sample ---") == 3 and "Loss curve:" in result.stdout
