@@ -57,6 +57,7 @@ from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
 from .engine import Hooks, RecipeRun, Schedule, TrainingLoop, restore_progress, run_recipe, save_model, steps_per_epoch
 from .errors import RecipeError, exit_with_error
+from .lr_range_test import AUTO, range_test
 from .optim import build_optimizer, build_scheduler
 from .options import TrainingOptions, option
 from .run_folder import (
@@ -66,6 +67,7 @@ from .run_folder import (
     fingerprint_tokenizer,
     hub_repo_id,
     open_run_folder,
+    read_marker,
 )
 from .task_data import TaskData
 from .task_setup import (
@@ -100,6 +102,29 @@ def parse_column_mapping(text: str | None) -> dict | None:
     if any(len(pair) != 2 or not all(pair) for pair in pairs):
         raise ValueError(f"--column_mapping {text!r} is not a list old=new,old2=new2")
     return dict(pairs)
+
+
+# The paper's fine-tuning rate (section 4.1), the default for a model of its size (`default_learning_rate`).
+PAPER_LEARNING_RATE = 6.25e-5
+PAPER_SIZE = {"n_layer": 12, "n_embd": 768}
+
+
+def parse_learning_rate(value) -> float | str | None:
+    """`--learning_rate` as given: None (the default rule), "auto" or a number (a run config's float, or its text)."""
+    if value is None or isinstance(value, float):
+        return value
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f'--learning_rate must be a number or "auto", got {value!r}') from None
+
+
+def default_learning_rate(config) -> float | str:
+    """The rate of a run that gives none: the paper's for the paper's 12 x 768 model, a range test for any other."""
+    is_paper_size = all(getattr(config, key, None) == value for key, value in PAPER_SIZE.items())
+    return PAPER_LEARNING_RATE if is_paper_size else AUTO
 
 
 @dataclass
@@ -147,7 +172,12 @@ class FinetuneArguments(TrainingOptions):
     # The paper's training settings.
     per_device_train_batch_size: int = option(32, "examples per device and micro-batch")
     per_device_eval_batch_size: int = option(32, "examples per device in evaluation")
-    learning_rate: float = option(6.25e-5, "peak learning rate of AdamW")
+    learning_rate: str | None = option(
+        None,
+        'peak learning rate of AdamW: a number, or "auto", a learning-rate range test of 100 steps before training '
+        "(recipes/lr_range_test.py); default: the paper's 6.25e-5 for its 12 x 768 model, auto for any other size "
+        "(a 4 x 256 model hardly moves at 6.25e-5)",
+    )
     weight_decay: float = option(0.01, "decoupled weight decay, on matrices only")
     adam_beta1: float = option(0.9, "AdamW beta1")
     adam_beta2: float = option(0.999, "AdamW beta2")
@@ -158,6 +188,7 @@ class FinetuneArguments(TrainingOptions):
     checkpointing_steps: str = option("epoch", '"epoch" or a number of steps')
 
     def __post_init__(self):
+        self.learning_rate = parse_learning_rate(self.learning_rate)
         super().__post_init__()
         for name in ("model_name_or_path", "task_type"):
             if getattr(self, name) is None:
@@ -251,6 +282,10 @@ def report(accelerator, results: dict, output_dir: Path, metric: str):
 class FinetuneHooks(Hooks):
     """Fine-tuning's part of the loop: the task's validation metrics at every evaluation, the best model kept."""
 
+    def checkpoint_info(self, loop: TrainingLoop) -> dict:
+        # A run resumed with --learning_rate auto continues at the rate its range test found.
+        return {**super().checkpoint_info(loop), "learning_rate_range_test": self.run.range_test}
+
     def evaluate(self, loop: TrainingLoop) -> dict:
         run, progress = self.run, loop.progress
         metrics = evaluate(loop.model, run.eval_dataloaders["validation"], loop.accelerator, run.task, run.positive)
@@ -277,6 +312,8 @@ class FinetuneRun(RecipeRun):
     model: torch.nn.Module
     max_length: int
     eval_dataloaders: dict = field(default_factory=dict)  # split -> prepared loader, set by build_loop
+    learning_rate: float | None = None  # the peak rate: --learning_rate, or found by the range test (build_loop)
+    range_test: dict | None = None  # `RangeTest.as_dict()` of --learning_rate auto (a resumed run: its checkpoint's)
 
 
 def prepare_run(args: FinetuneArguments) -> FinetuneRun:
@@ -295,6 +332,8 @@ def prepare_run(args: FinetuneArguments) -> FinetuneRun:
         else:
             tokenizer, added_tokens = get_tokenizer(args, task)
         model, max_length = get_model(args, task, tokenizer, added_tokens)
+        if args.learning_rate is None:
+            args.learning_rate = default_learning_rate(model.config)
         # Dropout draws the same numbers whatever the initialisation drew (Trainer seeds again after the model is
         # built).
         set_seed(args.seed)
@@ -315,6 +354,13 @@ def prepare_run(args: FinetuneArguments) -> FinetuneRun:
             args, accelerator, folder.resume_dir, tokenizer, layout, task, positive, metric, added_tokens, model,
             max_length, folder=folder, resume_changes=changes,
         )  # fmt: skip
+        if args.learning_rate == AUTO and folder.resume_dir is not None:
+            run.range_test = read_marker(folder.resume_dir).get("learning_rate_range_test")
+            if run.range_test is None:
+                raise RecipeError(
+                    f"--learning_rate auto: checkpoint {str(folder.resume_dir)!r} records no range test to resume "
+                    f"with (it was trained at a given rate): resume with that --learning_rate."
+                )
         args.warmup_steps(max_training_steps(run)[0])  # a warm-up longer than the run is refused here
         folder.replace_earlier_checkpoints(accelerator, args.overwrite_output_dir)
         return run
@@ -330,6 +376,25 @@ def max_training_steps(run: FinetuneRun) -> tuple[int, int]:
     return args.max_steps or per_epoch * args.num_train_epochs, per_epoch
 
 
+def find_learning_rate(args, model, train_rows, collator, make_optimizer, device, print=print) -> dict:
+    """--learning_rate auto: the range test on the run's model, optimizer and training rows (batches of its own
+    order, so that the run's data order, weights and random state stay as they would be without it). Both fine-tuning
+    recipes call it."""
+    loader = DataLoader(
+        train_rows,
+        shuffle=True,
+        batch_size=args.per_device_train_batch_size,
+        collate_fn=collator,
+        generator=torch.Generator().manual_seed(args.seed + 1),
+    )
+    found = range_test(model.to(device), loader, make_optimizer, device, args.max_grad_norm).as_dict()
+    print(
+        f"--learning_rate auto: the smoothed training loss was lowest at {found['lowest_loss_at']:.3g} over "
+        f"{found['steps']} range-test steps; fine-tuning at {found['learning_rate']:.3g} (that / {found['safety']:g})."
+    )
+    return found
+
+
 def build_loop(run: FinetuneRun, hyperparameters: dict) -> TrainingLoop:
     """2. Data, optimizer, scheduler and loop, prepared by Accelerate; a resumed run's state loaded."""
     args, accelerator, model = run.args, run.accelerator, run.model
@@ -343,11 +408,23 @@ def build_loop(run: FinetuneRun, hyperparameters: dict) -> TrainingLoop:
     train_dataloader, eval_dataloaders = get_dataloaders(args, encoded, collator)
     no_decay = freeze_body(model, run.tokenizer) if args.freeze_body else []
     betas = (args.adam_beta1, args.adam_beta2)
-    optimizer = build_optimizer(model, args.learning_rate, betas, args.weight_decay, accelerator.device, no_decay)
+
+    def make_optimizer(learning_rate: float):
+        scale = args.embedding_lr_scale
+        return build_optimizer(model, learning_rate, betas, args.weight_decay, accelerator.device, no_decay, scale)
+
+    if args.learning_rate == AUTO and run.range_test is None:
+        device, say = accelerator.device, accelerator.print
+        run.range_test = find_learning_rate(args, model, encoded["train"], collator, make_optimizer, device, say)
+    run.learning_rate = run.range_test["learning_rate"] if args.learning_rate == AUTO else args.learning_rate
+    optimizer = make_optimizer(run.learning_rate)
     max_steps, per_epoch = max_training_steps(run)
     warmup = args.warmup_steps(max_steps)
     lr_scheduler = build_scheduler(args.lr_scheduler_type, optimizer, warmup, max_steps)
     hyperparameters.update(
+        learning_rate=args.learning_rate,  # as prepare_run resolved the default: the paper's rate or "auto"
+        peak_learning_rate=run.learning_rate,
+        learning_rate_range_test=run.range_test,
         metric_for_best_model=run.metric,
         max_length=run.max_length,
         added_tokens=run.added_tokens,

@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from accelerate.utils import set_seed
 from datasets import DatasetDict
 from transformers import EvalPrediction, ProgressCallback, Trainer, TrainerCallback, TrainingArguments
@@ -31,7 +32,8 @@ from modeling_gpt1 import GPT1TaskCollator
 from . import task_setup
 from .accelerators import has_accelerator
 from .errors import RecipeError, exit_with_error
-from .finetune import RESULTS, FinetuneArguments, parse_args, report
+from .finetune import RESULTS, FinetuneArguments, default_learning_rate, find_learning_rate, parse_args, report
+from .lr_range_test import AUTO
 from .optim import build_optimizer
 from .run_folder import check_hub_upload, lock_output_dir
 from .task_data import TaskData
@@ -145,13 +147,37 @@ def build_trainer(
     encoded = task_setup.encode_task(
         task, tokenizer, max_length, args.preprocessing_num_workers, keep=args.truncation_keep
     )
+    collator = GPT1TaskCollator(  # every batch as wide as the most choices: Trainer concatenates the logits
+        tokenizer,
+        pad_to_multiple_of=8 if args.mixed_precision in ("fp16", "bf16") else None,
+        pad_choices_to=task.num_choices,
+    )
+    if args.learning_rate is None:
+        args.learning_rate = default_learning_rate(model.config)
+    training_args = training_arguments(args, metric)
+    no_decay = task_setup.freeze_body(model, tokenizer) if args.freeze_body else []
+    betas = (args.adam_beta1, args.adam_beta2)
+
+    def make_optimizer(learning_rate: float):
+        scale = args.embedding_lr_scale
+        return build_optimizer(model, learning_rate, betas, args.weight_decay, training_args.device, no_decay, scale)
+
+    range_test = None
+    if args.learning_rate == AUTO:
+        range_test = find_learning_rate(
+            args, model, encoded["train"], collator, make_optimizer, training_args.device, PartialState().print
+        )
+        training_args.learning_rate = range_test["learning_rate"]
+    hyperparameters.update(
+        learning_rate=args.learning_rate,
+        peak_learning_rate=training_args.learning_rate,
+        learning_rate_range_test=range_test,
+    )
     optimizers = (None, None)
-    if args.freeze_body:
-        no_decay = task_setup.freeze_body(model, tokenizer)
-        # Trainer would decay the whole embedding, frozen rows included: the recipe's AdamW leaves it undecayed.
-        betas = (args.adam_beta1, args.adam_beta2)
-        optimizer = build_optimizer(model, args.learning_rate, betas, args.weight_decay, model.device, no_decay)
-        optimizers = (optimizer, None)
+    if args.freeze_body or args.embedding_lr_scale != 1:
+        # Trainer would decay the whole embedding, frozen rows included, and has one learning rate: the recipe's AdamW
+        # leaves a frozen embedding undecayed and gives the embedding its --embedding_lr_scale.
+        optimizers = (make_optimizer(training_args.learning_rate), None)
 
     def compute_metrics(prediction: EvalPrediction) -> dict:
         logits, *losses = prediction.predictions  # TaskTrainer.prediction_step: (N, C) logits, (N,) per loss
@@ -161,12 +187,8 @@ def build_trainer(
 
     trainer = TaskTrainer(
         model=model,
-        args=training_arguments(args, metric),
-        data_collator=GPT1TaskCollator(  # every batch as wide as the most choices: Trainer concatenates the logits
-            tokenizer,
-            pad_to_multiple_of=8 if args.mixed_precision in ("fp16", "bf16") else None,
-            pad_choices_to=task.num_choices,
-        ),
+        args=training_args,
+        data_collator=collator,
         train_dataset=encoded["train"],
         eval_dataset=encoded["validation"],
         processing_class=tokenizer,
