@@ -35,9 +35,11 @@ tokens (default: the model's `n_positions`), keeping the end.
 - `multiple_choice`: rows `{context, choices, label}` (label = index of the right choice) or entailment rows
   `{premise, hypothesis, label}`, which become a multiple choice over the label names through `--template` and
   `--label_choices` ("premise / Question: hypothesis True, False or Neither? / Answer:" and " True", " Neither",
-  " False" by default). Each choice is scored by its log-likelihood given the prompt, summed over its tokens
-  (`none`), divided by its token count (`tokens`) or by its length in characters (`chars`); the highest scoring
-  choice is the prediction, and an accuracy is reported for every `--normalize` given.
+  " False" by default), or classification rows `{text, label}`, a choice among the class names ("text very" and
+  " negative", " positive" for sentiment by default: GPT-1's zero-shot heuristic, section 5). Each choice is
+  scored by its log-likelihood given the prompt, summed over its tokens (`none`), divided by its token count
+  (`tokens`) or by its length in characters (`chars`); the highest scoring choice is the prediction, and an accuracy
+  is reported for every `--normalize` given.
 
 All choices and windows of a task are scored in batches of `--per_device_eval_batch_size` sequences, sorted by
 length, padded on `--padding_side` with an attention mask and position ids counted over the real tokens, under
@@ -84,11 +86,15 @@ from .options import option
 PROG = "python -m recipes.evaluate_zero_shot"
 
 TASKS = ("perplexity", "lambada", "multiple_choice")
+PREDICTIONS = "predictions"  # multiple choice: results.json's row-by-row predictions, beside the metrics
 NORMALIZATIONS = ("none", "tokens", "chars")
 PADDING_SIDES = ("right", "left")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 MULTIPLE_CHOICE_TEMPLATE = "{context}"
 ENTAILMENT_TEMPLATE = "{premise}\\nQuestion: {hypothesis} True, False or Neither?\\nAnswer:"
+# GPT-1's zero-shot sentiment heuristic (Radford et al. 2018, section 5): "append the token very to each example and
+# restrict the language model's output distribution to only the words positive and negative".
+CLASSIFICATION_TEMPLATE = "{text} very"
 # Label names in the order of their ids in MNLI, SNLI and RTE-style data (0 = entailment), each with its answer.
 ENTAILMENT_CHOICES = '{"entailment": " True", "neutral": " Neither", "contradiction": " False"}'
 # The options that only some tasks read: given (other than their default) for another task, they would be ignored.
@@ -271,12 +277,26 @@ def multiple_choice_examples(rows: Dataset, args, source: str) -> tuple[str, str
         family, used_template, names = "multiple_choice", args.template or MULTIPLE_CHOICE_TEMPLATE, None
     elif {"premise", "hypothesis"} <= set(columns):
         family, used_template = "entailment", args.template or ENTAILMENT_TEMPLATE
-        label_choices = label_answers(args.label_choices)
+        label_choices = label_answers(args.label_choices or ENTAILMENT_CHOICES)
+        names, answers = list(label_choices), [str(answer) for answer in label_choices.values()]
+    elif "text" in columns:
+        family, used_template = "classification", args.template or CLASSIFICATION_TEMPLATE
+        if args.label_choices is not None:
+            label_choices = label_answers(args.label_choices)
+        else:
+            classes = sorted({label for label in rows[args.label_column] if isinstance(label, str)})
+            if len(classes) < 2:
+                raise RecipeError(
+                    f"{source}: classification rows need at least 2 class names in {args.label_column!r} to choose "
+                    f"among, or --label_choices; found {classes}."
+                )
+            label_choices = {name: " " + name for name in classes}
         names, answers = list(label_choices), [str(answer) for answer in label_choices.values()]
     else:
         raise RecipeError(
-            f"{source} has neither a {args.choices_column!r} column (multiple choice: context, choices, label) nor "
-            f"premise and hypothesis columns (entailment); its columns: {', '.join(columns)}."
+            f"{source} has neither a {args.choices_column!r} column (multiple choice: context, choices, label), "
+            f"premise and hypothesis columns (entailment) nor a text column (classification); its columns: "
+            f"{', '.join(columns)}."
         )
     template = unescape(used_template)
     fields = [field for _, field, _, _ in string.Formatter().parse(template) if field]
@@ -484,18 +504,23 @@ def prepare_multiple_choice(args, data, tokenizer, window):
         requests.extend(continuation_request(start + prompt, answer, window, where) for answer in answers)
 
     def finish(scores):
-        metrics = {}
+        metrics, predictions = {}, {}
         for normalize in args.normalize:
-            correct = 0
+            predicted = []
             for (_, choices, label), span in zip(examples, spans):
                 values = []
                 for choice, (nll, count, _) in zip(choices, (scores[i] for i in span)):
                     divisor = {"none": 1, "tokens": count, "chars": len(choice)}[normalize]
                     values.append(-nll / divisor)
-                correct += max(range(len(values)), key=values.__getitem__) == label
+                predicted.append(max(range(len(values)), key=values.__getitem__))
+            correct = sum(prediction == label for prediction, (_, _, label) in zip(predicted, examples))
             metrics[f"accuracy_{normalize}"] = correct / len(examples)
+            predictions[normalize] = predicted
         metrics["chance"] = sum(1 / len(choices) for _, choices, _ in examples) / len(examples)
         metrics.update(examples=len(examples), choices=len(requests), family=family)
+        # Each row's predicted choice (an index; for entailment and classification rows, of the label names), and
+        # the right one: results.json keeps them beside the metrics.
+        metrics[PREDICTIONS] = {"labels": [label for _, _, label in examples], **predictions}
         return metrics
 
     return requests, finish
@@ -567,11 +592,14 @@ def evaluation_function(args) -> dict:
     scores = score_requests(
         model, requests, accelerator, args.per_device_eval_batch_size, pad_token_id, args.padding_side, args.task
     )
+    metrics = finish(scores)
+    predictions = metrics.pop(PREDICTIONS, None)
     results = {
         "task": args.task,
         "model": args.model,
         "data": data_source(args),
-        "metrics": finish(scores),
+        "metrics": metrics,
+        "predictions": predictions,
         "settings": {
             "max_length": window,
             "stride": (args.stride or window) if args.task == "perplexity" else None,
@@ -642,8 +670,10 @@ class ZeroShotArguments:
         f"the prompt, fields of a row in braces (default {MULTIPLE_CHOICE_TEMPLATE!r}, entailment rows "
         f"{ENTAILMENT_TEMPLATE!r})",
     )
-    label_choices: str = option(
-        ENTAILMENT_CHOICES, "entailment rows: JSON object of label name -> answer, in the order of integer labels"
+    label_choices: str | None = option(
+        None,
+        f"entailment and classification rows: JSON object of label name -> answer, in the order of integer labels "
+        f"(default: entailment {ENTAILMENT_CHOICES}; classification: each class name its own answer)",
     )
     choices_column: str = option("choices", "multiple choice rows: the column of the choices")
     label_column: str = option("label", "the column of the right choice's index (or label name)")
@@ -703,7 +733,8 @@ class ZeroShotArguments:
             raise ValueError(f"--seed must be in [0, 2**64), got {self.seed}")
         if self.template is not None:
             check_template(self.template)
-        label_answers(self.label_choices)  # read here too, so that bad JSON stops the run before any work
+        if self.label_choices is not None:
+            label_answers(self.label_choices)  # read here too, so that bad JSON stops the run before any work
 
 
 def main(argv=None):

@@ -228,6 +228,32 @@ def test_multiple_choice_picks_the_highest_scoring_choice(model_dir, model, toke
             assert metrics["accuracy_" + name] == 1.0 and metrics["choices"] == 13
 
 
+def test_classification_rows_choose_among_the_class_names_after_very(model_dir, model, tokenizer, tmp_path):
+    """GPT-1's sentiment heuristic: "text very", then each class name as a choice; the predictions are kept."""
+    texts = ["The film was a delight from start to end", "A dull, tired and pointless remake", "I laughed a lot"]
+    expected = []
+    for text in texts:
+        ids = [EOT, *tokenizer(text + " very")["input_ids"]]
+        scores = []
+        for name in ("negative", "positive"):  # the class names, sorted: choice 0 is "negative"
+            target = tokenizer(" " + name)["input_ids"]
+            scores.append(logprobs(model, ids + target)[-len(target) :].sum().item() / len(target))
+        expected.append(max(range(2), key=scores.__getitem__))
+    rows = [{"text": t, "label": ["negative", "positive"][i % 2]} for i, t in enumerate(texts)]
+    data = write_jsonl(tmp_path / "polarity.jsonl", rows)
+    results = run(model_dir, tmp_path, "--task", "multiple_choice", "--data_file", str(data))
+    assert results["metrics"]["family"] == "classification" and results["metrics"]["choices"] == 6
+    assert results["settings"]["template"] == evaluate_zero_shot.CLASSIFICATION_TEMPLATE
+    assert results["predictions"]["tokens"] == expected and results["predictions"]["labels"] == [0, 1, 0]
+    accuracy = sum(p == label for p, label in zip(expected, [0, 1, 0])) / 3
+    assert results["metrics"]["accuracy_tokens"] == pytest.approx(accuracy)
+    answers = '{"negative": " bad", "positive": " good"}'
+    results = run(
+        model_dir, tmp_path, "--task", "multiple_choice", "--data_file", str(data), "--label_choices", answers
+    )
+    assert results["metrics"]["choices"] == 6 and len(results["predictions"]["none"]) == 3
+
+
 def test_left_and_right_padding_give_the_same_scores(model, tokenizer):
     accelerator = evaluate_zero_shot.Accelerator(cpu=True)
     requests = [
@@ -326,6 +352,16 @@ BAD_INPUTS = {
         "--label_choices is not JSON",
     ),
     "no known columns": ([{"question": "q"}], ["--task", "multiple_choice"], "neither a 'choices' column"),
+    "one class": (
+        [{"text": "fine", "label": "positive"}],
+        ["--task", "multiple_choice"],
+        "classification rows need at least 2 class names in 'label' to choose among, or --label_choices",
+    ),
+    "class not in label_choices": (
+        [{"text": "fine", "label": "positive"}],
+        ["--task", "multiple_choice", "--label_choices", '{{"bad": " bad", "good": " good"}}'],  # .format()ted
+        "row 1: label 'positive' is none of the --label_choices (bad, good)",
+    ),
     "template field": (
         [MC],
         ["--task", "multiple_choice", "--template", "{{question}}"],
