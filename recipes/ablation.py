@@ -25,6 +25,7 @@ if __name__ == "__main__" and not __package__:  # a script path: `accelerate lau
 
 import dataclasses
 import json
+import math
 import shutil
 import time
 from collections import Counter
@@ -40,8 +41,10 @@ from modeling_gpt1 import TASK_FAMILIES, GPT1OriginsConfig, GPT1OriginsLMHeadMod
 
 from .arguments import at_least, parse_arguments, read_config
 from .errors import RecipeError, exit_with_error
-from .finetune import RESULTS, FinetuneArguments, training_function
+from .finetune import RESULTS, FinetuneArguments, parse_learning_rate, training_function
+from .metrics import load as load_metric
 from .options import option
+from .task_setup import predict
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
@@ -53,6 +56,8 @@ DEFAULT_TASKS = [
     "similarity=similarity-answer-vs-source",
     "multiple_choice=multiple-choice-social-iqa",
 ]
+# Each run's test predictions (`task_setup.predict` of its best model), for the bootstrap intervals.
+PREDICTIONS = "test_predictions.json"
 # variant -> (weights, fine-tuning options)
 VARIANTS = {
     "paper": ("pretrained", {"lm_coef": 0.5}),
@@ -89,11 +94,14 @@ class AblationArguments:
     max_length: int = option(64, "tokens per fine-tuning input")
     num_train_epochs: int = option(3, "fine-tuning epochs")
     batch_size: int = option(32, "fine-tuning batch size")
-    learning_rate: float = option(6.25e-5, "the same for every variant")
+    learning_rate: str | None = option(
+        None, "the same for every variant: a number or \"auto\" (default: fine-tuning's, auto below the paper's size)"
+    )
     similarity_target: str = option("label", "similarity as classes (label; has a majority baseline) or score")
     threads: int = option(1, "torch threads (1 is fastest for small models)")
     collect_only: bool = option(False, "train nothing: gather the finished runs")
     keep_models: bool = option(False, "keep each run's weights and checkpoints")
+    bootstrap_rounds: int = option(2000, "resamples of the test rows for the 95% intervals (at least 100)")
 
     def __post_init__(self):
         tasks = parse_tasks(self.tasks)
@@ -105,8 +113,10 @@ class AblationArguments:
             raise ValueError(f"--variants {unknown} are not known; known: {list(VARIANTS)}")
         for name in ("max_train_samples", "max_length", "num_train_epochs", "batch_size", "threads"):
             at_least(name, getattr(self, name), 1)
-        if not self.learning_rate > 0:
-            raise ValueError(f"--learning_rate must be > 0, got {self.learning_rate}")
+        self.learning_rate = parse_learning_rate(self.learning_rate)
+        if isinstance(self.learning_rate, float) and not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"--learning_rate must be a finite number > 0, got {self.learning_rate}")
+        at_least("bootstrap_rounds", self.bootstrap_rounds, 100)
         if self.finetune_config is not None:
             read_config(self.finetune_config)  # exists and is a mapping, before any run starts
 
@@ -152,7 +162,6 @@ def finetune_arguments(args: AblationArguments, family: str, variant: str, seed:
         max_length=args.max_length,
         num_train_epochs=args.num_train_epochs,
         seed=seed,
-        learning_rate=args.learning_rate,
         per_device_train_batch_size=args.batch_size,
         max_train_samples=args.max_train_samples,
         output_dir=str(Path(args.output_dir) / "runs" / family / f"{variant}-seed{seed}"),
@@ -160,6 +169,8 @@ def finetune_arguments(args: AblationArguments, family: str, variant: str, seed:
         checkpoints_total_limit=1,
         **variant_options,
     )
+    if args.learning_rate is not None:
+        values["learning_rate"] = args.learning_rate
     if family == "similarity":
         values["similarity_target"] = args.similarity_target
     try:
@@ -179,17 +190,26 @@ def run_one(args: AblationArguments, family: str, variant: str, seed: int, model
         start = time.time()
         training_function(options)
         seconds = round(time.time() - start, 1)
+        test_rows = read_jsonl(Path(options.test_file[0]))
+        predictions = predict(output_dir, test_rows, max_length=options.max_length, keep=options.truncation_keep)
+        (output_dir / PREDICTIONS).write_text(json.dumps(predictions))
         if not args.keep_models:  # the numbers are the product; ~60 MB of weights per run are not
             shutil.rmtree(output_dir / "checkpoints", ignore_errors=True)
             (output_dir / "model.safetensors").unlink(missing_ok=True)
     results = json.loads(results_file.read_text())
     metric = results["best"]["metric"]
+    predictions_file = output_dir / PREDICTIONS
     return {
         "family": family,
         "variant": variant,
         "seed": seed,
         "metric": metric,
         "test": results["test"][metric],
+        "test_matthews_correlation": results["test"].get("matthews_correlation"),
+        "learning_rate": results["hyperparameters"].get(
+            "peak_learning_rate", results["hyperparameters"]["learning_rate"]
+        ),
+        "predictions": json.loads(predictions_file.read_text()) if predictions_file.exists() else None,
         "validation_best": results["best"]["value"],
         "best_epoch": results["best"]["epoch"],
         "train_rows": results["task"]["rows"]["train"],
@@ -199,38 +219,106 @@ def run_one(args: AblationArguments, family: str, variant: str, seed: int, model
     }
 
 
-def summarize(runs: list[dict], baselines: dict) -> dict:
+# The paper's comparisons (section 5): pre-training, the auxiliary LM loss, full fine-tuning against a frozen body.
+COMPARISONS = [("paper", "random-init"), ("paper", "no-lm-loss"), ("paper", "frozen-body")]
+
+
+def _encode(values: list, vocabulary: dict) -> np.ndarray:
+    return np.asarray([vocabulary.setdefault(str(value), len(vocabulary)) for value in values])
+
+
+def bootstrap(labels: list, predictions: dict[str, list[list]], rounds: int, seed: int = 0) -> dict:
+    """Test accuracy and Matthews correlation of each variant (the mean over its seeds), with 95% percentile
+    intervals from `rounds` resamples of the test rows; every variant and seed is scored on the same resampled rows,
+    so the differences between variants (`COMPARISONS`, and each variant against the majority class) are paired."""
+    matthews = load_metric("matthews_correlation")._compute  # the recipes' own metric, without Arrow per call
+    vocabulary = {}
+    references = _encode(labels, vocabulary)
+    encoded = {name: [_encode(run, vocabulary) for run in runs] for name, runs in predictions.items()}
+    rng = np.random.default_rng(seed)
+    samples = [np.arange(len(references)), *rng.integers(0, len(references), (rounds, len(references)))]
+    scores = {name: {"accuracy": [], "matthews_correlation": []} for name in encoded}
+    for rows in samples:
+        truth = references[rows]
+        for name, runs in encoded.items():
+            scores[name]["accuracy"].append(np.mean([np.mean(run[rows] == truth) for run in runs]))
+            mcc = [matthews(predictions=run[rows], references=truth)["matthews_correlation"] for run in runs]
+            scores[name]["matthews_correlation"].append(float(np.mean(mcc)))
+
+    def interval(values) -> list[float]:
+        values = np.asarray(values)
+        return [float(values[0]), *map(float, np.percentile(values[1:], [2.5, 97.5]))]
+
+    summary = {name: {metric: interval(v) for metric, v in metrics.items()} for name, metrics in scores.items()}
+    pairs = [pair for pair in COMPARISONS if all(name in scores for name in pair)]
+    pairs += [(name, "majority") for name in scores if name != "majority" and "majority" in scores]
+    differences = {
+        f"{a} - {b}": {metric: interval(np.subtract(scores[a][metric], scores[b][metric])) for metric in scores[a]}
+        for a, b in pairs
+    }
+    return {"variants": summary, "differences": differences}
+
+
+def summarize(runs: list[dict], task_folders: dict[str, Path], rounds: int) -> dict:
+    """Per family: each variant's seeds, its test accuracy and Matthews correlation as [value, low, high] (95%), the
+    majority class's, and the paired differences; from the runs' saved test predictions."""
     summary = {}
-    for family, baseline in baselines.items():
-        summary[family] = {"majority": baseline["accuracy"]}
+    for family, folder in task_folders.items():
+        test_rows = read_jsonl(folder / "test.jsonl")
+        labels = [row["label"] for row in test_rows]
+        majority = majority_accuracy(folder)["prediction"]
+        predictions = {"majority": [[majority] * len(labels)]}
+        seeds = {}
         for variant in VARIANTS:
-            values = [run["test"] for run in runs if run["family"] == family and run["variant"] == variant]
-            if values:
-                summary[family][variant] = float(np.mean(values))
+            done = [run for run in runs if run["family"] == family and run["variant"] == variant]
+            if done and all(run["predictions"] is not None for run in done):
+                predictions[variant] = [run["predictions"] for run in done]
+                seeds[variant] = [run["seed"] for run in done]
+        summary[family] = {"test_rows": len(labels), "seeds": seeds, **bootstrap(labels, predictions, rounds)}
     return summary
 
 
 def plot(summary: dict, path: Path, title: str) -> Path:
+    """Test accuracy and Matthews correlation per family and variant, with their 95% intervals."""
     families = list(summary)
-    width = 0.8 / len(VARIANTS)
-    figure, axis = plt.subplots(figsize=(9, 4.5), dpi=100)
-    for i, variant in enumerate(VARIANTS):
-        x = np.arange(len(families)) + (i - (len(VARIANTS) - 1) / 2) * width
-        values = [summary[family].get(variant, np.nan) for family in families]
-        axis.bar(x, values, width, label=variant)
-    for j, family in enumerate(families):
-        label = "majority class" if j == 0 else None
-        axis.hlines(summary[family]["majority"], j - 0.45, j + 0.45, colors="black", linestyles="--", label=label)
-    axis.set_xticks(np.arange(len(families)), [family.replace("_", " ") for family in families])
-    axis.set_ylabel("test accuracy")
-    axis.set_ylim(0, 1)
-    axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=8, ncols=5, loc="upper center")
-    axis.set_title(title, fontsize=10)
+    names = ["majority", *VARIANTS]
+    width = 0.8 / len(names)
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), dpi=100)
+    for axis, metric, label in zip(axes, ("accuracy", "matthews_correlation"), ("test accuracy", "test MCC")):
+        for i, name in enumerate(names):
+            x = np.arange(len(families)) + (i - (len(names) - 1) / 2) * width
+            values = [summary[f]["variants"].get(name, {}).get(metric, [np.nan] * 3) for f in families]
+            value, low, high = (np.array(column) for column in zip(*values))
+            color = "lightgray" if name == "majority" else None
+            axis.bar(x, value, width, yerr=[value - low, high - value], capsize=2, label=name, color=color)
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xticks(np.arange(len(families)), [family.replace("_", " ") for family in families])
+        axis.set_ylabel(label)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0].set_ylim(0, 1)
+    axes[1].set_ylim(-0.5, 1)
+    axes[0].legend(fontsize=8, ncols=3, loc="upper center")
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def table(summary: dict) -> str:
+    """The summary as a Markdown table: accuracy and MCC with their 95% intervals, per family and variant."""
+    lines = ["| family | variant | seeds | test accuracy (95%) | test MCC (95%) |", "|---|---|---|---|---|"]
+    for family, result in summary.items():
+        for name, metrics in result["variants"].items():
+            cells = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in metrics.values()]
+            seeds = len(result["seeds"].get(name, [])) or "-"
+            lines.append(f"| {family} | {name} | {seeds} | {' | '.join(cells)} |")
+    lines += ["", "| family | difference | accuracy (95%) | MCC (95%) |", "|---|---|---|---|"]
+    for family, result in summary.items():
+        for name, metrics in result["differences"].items():
+            cells = [f"{v:+.3f} [{lo:+.3f}, {hi:+.3f}]" for v, lo, hi in metrics.values()]
+            lines.append(f"| {family} | {name} | {' | '.join(cells)} |")
+    return "\n".join(lines)
 
 
 def run_ablation(args: AblationArguments) -> dict:
@@ -251,12 +339,15 @@ def run_ablation(args: AblationArguments) -> dict:
     runs = [run for run in runs if run is not None]  # --collect_only: runs not trained yet are left out
     baselines = {family: majority_accuracy(folder) for family, folder in folders.items()}
     settings = {key: value for key, value in dataclasses.asdict(args).items() if key not in ("families", "variants")}
-    summary = summarize(runs, baselines)
+    summary = summarize(runs, folders, args.bootstrap_rounds)
     ablation = {"settings": settings, "majority_test": baselines, "summary": summary, "runs": runs}
     (output_dir / "ablation.json").write_text(json.dumps(ablation, indent=1, default=str))
-    title = f"GPT-1 fine-tuning ablation (seeds {args.seeds}, {args.num_train_epochs} epochs, lr {args.learning_rate})"
+    rate = args.learning_rate or "fine-tuning's default"
+    title = (
+        f"GPT-1 fine-tuning ablation (seeds {args.seeds}, {args.num_train_epochs} epochs, lr {rate}; 95% intervals)"
+    )
     plot(summary, output_dir / "ablation.png", title)
-    print(json.dumps(summary, indent=1))
+    print(table(summary))
     print(f"Results: {output_dir / 'ablation.json'}, plot: {output_dir / 'ablation.png'}")
     return ablation
 

@@ -22,6 +22,22 @@ def one_thread():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
+def folder_of(family: str) -> str:
+    return dict(entry.split("=") for entry in ablation.DEFAULT_TASKS)[family]
+
+
+def test_the_bootstrap_is_paired_and_its_intervals_hold_the_estimate():
+    labels = ["a", "b"] * 50
+    right = list(labels)
+    wrong_fifth = [label if i % 5 else {"a": "b", "b": "a"}[label] for i, label in enumerate(labels)]
+    result = ablation.bootstrap(labels, {"majority": [["a"] * 100], "paper": [right, wrong_fifth]}, rounds=200)
+    accuracy = result["variants"]["paper"]["accuracy"]
+    assert accuracy[0] == pytest.approx(0.9) and accuracy[1] <= 0.9 <= accuracy[2] and accuracy[2] <= 1.0
+    assert result["variants"]["majority"]["accuracy"][0] == 0.5
+    assert result["differences"]["paper - majority"]["accuracy"][0] == pytest.approx(0.4)
+    assert result["differences"]["paper - majority"]["accuracy"][1] > 0  # beyond its interval
+
+
 def test_ablation_end_to_end(tmp_path):
     data_dir = tmp_path / "tasks"
     for name in (entry.split("=")[1] for entry in ablation.DEFAULT_TASKS):
@@ -51,8 +67,21 @@ def test_ablation_end_to_end(tmp_path):
     }
     for run in saved["runs"]:
         assert run["metric"] == "accuracy" and 0 <= run["test"] <= 1 and run["test_rows"] == 4
+        # The saved test predictions give the run's own test accuracy.
+        labels = [row["label"] for row in ablation.read_jsonl(data_dir / folder_of(run["family"]) / "test.jsonl")]
+        assert len(run["predictions"]) == 4
+        assert sum(p == label for p, label in zip(run["predictions"], labels)) / 4 == pytest.approx(run["test"])
     for family in ("classification", "similarity"):
-        assert set(saved["summary"][family]) == {"majority", *ablation.VARIANTS}
+        summary = saved["summary"][family]
+        assert set(summary["variants"]) == {"majority", *ablation.VARIANTS} and summary["test_rows"] == 4
+        paper = [run for run in saved["runs"] if run["family"] == family and run["variant"] == "paper"][0]
+        value, low, high = summary["variants"]["paper"]["accuracy"]
+        assert value == pytest.approx(paper["test"]) and low <= value <= high
+        assert summary["variants"]["majority"]["matthews_correlation"] == [0.0, 0.0, 0.0]
+        difference = summary["differences"]["paper - random-init"]["accuracy"][0]
+        random_init = summary["variants"]["random-init"]["accuracy"][0]
+        assert difference == pytest.approx(value - random_init)
+        assert set(summary["differences"]) >= {"paper - no-lm-loss", "paper - frozen-body", "paper - majority"}
     assert (output_dir / "ablation.png").read_bytes()[:4] == b"\x89PNG"
     assert (output_dir / "random-init" / "config.json").exists()
     assert not (output_dir / "runs" / "classification" / "paper-seed0" / "model.safetensors").exists()
