@@ -149,3 +149,14 @@ def test_a_resumed_auto_run_keeps_the_rate_its_checkpoint_found(tokenizer_dir, p
                   "max_steps")  # fmt: skip
     assert resumed["hyperparameters"]["learning_rate_range_test"] == found
     assert resumed["hyperparameters"]["peak_learning_rate"] == found["learning_rate"]
+
+
+def test_auto_cannot_resume_a_run_trained_at_a_given_rate(tokenizer_dir, polarity, tmp_path, capsys):
+    common = [*FAST, "--tokenizer", tokenizer_dir, "--task_type", "classification", *polarity, "--checkpointing_steps",
+              "2", "--output_dir", tmp_path / "run"]  # fmt: skip
+    run(*common, "--learning_rate", "1e-3", "--max_steps", "4")
+    with pytest.raises(SystemExit) as raised:
+        run(*common, "--learning_rate", "auto", "--max_steps", "6", "--resume_from_checkpoint", "latest",
+            "--allow_resume_changes", "learning_rate", "max_steps")  # fmt: skip
+    assert raised.value.code == 2
+    assert "records no range test to resume with (it was trained at a given rate)" in capsys.readouterr().err
