@@ -3,6 +3,7 @@
 import os
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 
 matplotlib.use("Agg")  # files only: no display on servers and CI
@@ -22,6 +23,11 @@ def save_loss_curve(train_history, eval_history, path: str | os.PathLike, title:
         perplexity_axis = axis.secondary_yaxis(
             "right", functions=(lambda loss: np.exp(np.minimum(loss, 700)), lambda ppl: np.log(np.maximum(ppl, 1e-9)))
         )
+        # Perplexity is exp(loss): ticks at 1, 2 and 5 per decade, wherever the losses fall (the default linear
+        # ticks leave the low end, where a run ends, without a label).
+        perplexity_axis.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        perplexity_axis.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda ppl, _: f"{ppl:,.6g}"))
+        perplexity_axis.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         perplexity_axis.set_ylabel("validation perplexity")
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("cross-entropy (nats / token)")
