@@ -16,8 +16,10 @@ task family, as `family=folder` (relative to `--data_dir`); `--finetune_config` 
 (recipes/configs/, e.g. `finetune-paper`) applied to every run, and the options below override it. The random model
 is the pre-trained one's config and tokenizer with seeded fresh weights, saved once in `<output_dir>/random-init`.
 Runs whose results.json exists are reused (so a matrix can be split over processes with --families and gathered by
-a last call). Writes `<output_dir>/ablation.json` (every run's test and validation metrics, the majority-class
-baseline on test) and `<output_dir>/ablation.png` (test metric per family and variant, majority baseline as lines).
+a last call). Writes `<output_dir>/ablation.json` (every run's test and validation metrics and test predictions; per
+family, each variant's and the majority class's test accuracy and Matthews correlation with 95% bootstrap intervals
+over the test rows, and the paired differences of the paper's comparisons) and `<output_dir>/ablation.png` (both
+metrics per family and variant, with their intervals).
 """
 
 if __name__ == "__main__" and not __package__:  # a script path: `accelerate launch recipes/ablation.py`

@@ -45,14 +45,8 @@ def polarity(tmp_path_factory) -> list[str]:
     return options
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerator_state():
-    AcceleratorState._reset_state(reset_partial_state=True)
-    yield
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def run(*args, script=finetune) -> dict:
+    """A recipe's main in this process, on a fresh Accelerate state."""
     AcceleratorState._reset_state(reset_partial_state=True)
     return script.main([str(arg) for arg in args])
 
