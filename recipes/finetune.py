@@ -388,9 +388,17 @@ def find_learning_rate(args, model, train_rows, collator, make_optimizer, device
         generator=torch.Generator().manual_seed(args.seed + 1),
     )
     found = range_test(model.to(device), loader, make_optimizer, device, args.max_grad_norm).as_dict()
+    how = {
+        "valley": f"the smoothed training loss was lowest at {found['lowest_loss_at']:.3g}: that / "
+        f"{found['safety']:g}",
+        "flat": f"the training loss did not fall; it rose past {found['learning_rate'] * found['safety']:.3g}: that / "
+        f"{found['safety']:g}",
+        "undecided": "the training loss neither fell nor rose at any rate: the test cannot tell, so the fallback "
+        "(give --learning_rate to choose)",
+    }[found["rule"]]
     print(
-        f"--learning_rate auto: the smoothed training loss was lowest at {found['lowest_loss_at']:.3g} over "
-        f"{found['steps']} range-test steps; fine-tuning at {found['learning_rate']:.3g} (that / {found['safety']:g})."
+        f"--learning_rate auto: over {found['steps']} range-test steps {how}; fine-tuning at "
+        f"{found['learning_rate']:.3g}."
     )
     return found
 

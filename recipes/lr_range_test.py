@@ -3,10 +3,19 @@
 The test (Smith 2017, "Cyclical Learning Rates for Training Neural Networks", section 3.3; the `lr_find` of fastai)
 trains a copy of the run's starting point for `STEPS` optimizer steps, the learning rate rising geometrically from
 `MIN_LR` to `MAX_LR`, and records the training loss, smoothed. The loss falls once the rate is large enough to
-learn, then rises or diverges once it is too large; the rate chosen is the one at the lowest smoothed loss, divided
-by `SAFETY` (at the minimum the rate is already at the edge of what the model takes). The model's weights, the
-random state and so the run that follows are exactly what they would have been without the test: only the rate
-differs.
+learn, then rises or diverges once it is too large. `choose_rate` reads the curve, after its first `SKIP` steps
+(where the moving average holds only a few noisy losses):
+
+- a valley (the lowest smoothed loss at least `MIN_DROP` below the loss at the start): the rate at the lowest loss,
+  divided by `SAFETY` (at the minimum the rate is already at the edge of what the model takes);
+- a flat curve (no such drop within the test: a task loss that 100 steps cannot move, as the pure task loss of a
+  small model often is): the rate where the loss first rises `RISE` above its start, the largest one that does no
+  harm yet, divided by `SAFETY`; a flat curve that never rises leaves the test unable to tell: `FALLBACK_LR`.
+  Taking the lowest point of a flat curve would take noise: measured on sentence polarity with `--lm_coef 0`, it
+  picked 1.4e-7 and 1.1e-7 for two seeds, rates at which nothing trains.
+
+The model's weights, the random state and so the run that follows are exactly what they would have been without
+the test: only the rate differs.
 
 Why a test rather than a fixed default: the paper's 6.25e-5 is for its 12 x 768 model; a 4 x 256 model hardly moves
 at that rate (docs/RESULTS.md measures it), and the best rate depends on the size, the task and how far the model was
@@ -26,6 +35,10 @@ STEPS = 100
 SAFETY = 10.0
 SMOOTHING = 0.9  # the exponential moving average of the loss (debiased)
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this multiple of its lowest value
+SKIP = 10  # steps of the curve not read: the moving average of fewer losses is mostly noise
+MIN_DROP = 0.02  # a valley: the lowest smoothed loss at least 2% below the start
+RISE = 0.05  # a flat curve's edge: the smoothed loss 5% above the start
+FALLBACK_LR = 1e-4  # a flat curve without an edge: the test cannot tell
 
 
 @dataclass
@@ -35,6 +48,7 @@ class RangeTest:
     learning_rate: float
     lowest_loss_at: float
     steps: int
+    rule: str  # "valley", "flat" or "undecided" (`choose_rate`)
     min_lr: float = MIN_LR
     max_lr: float = MAX_LR
     safety: float = SAFETY
@@ -94,8 +108,22 @@ def range_test(model, dataloader, make_optimizer, device, max_grad_norm: float =
         model.train(was_training)
     if not curve:
         raise ValueError("The learning-rate range test's first loss was not finite: check the model and the data.")
-    at = min(curve, key=lambda point: point[2])[0]
-    return RangeTest(learning_rate=at / SAFETY, lowest_loss_at=at, steps=len(curve), curve=curve)
+    learning_rate, lowest_at, rule = choose_rate(curve)
+    return RangeTest(learning_rate=learning_rate, lowest_loss_at=lowest_at, steps=len(curve), rule=rule, curve=curve)
 
 
-__all__ = ["AUTO", "MAX_LR", "MIN_LR", "RangeTest", "SAFETY", "STEPS", "range_test"]
+def choose_rate(curve: list) -> tuple[float, float, str]:
+    """(the rate to train at, the rate at the lowest smoothed loss, "valley", "flat" or "undecided") from a test's
+    curve of [lr, loss, smoothed loss] points (module docstring)."""
+    read = curve[SKIP:] if len(curve) > SKIP + 1 else curve
+    start = read[0][2]
+    lowest_lr, _, lowest = min(read, key=lambda point: point[2])
+    if lowest <= (1 - MIN_DROP) * start:
+        return lowest_lr / SAFETY, lowest_lr, "valley"
+    edge = next((lr for lr, _, smoothed in read if smoothed > (1 + RISE) * start), None)
+    if edge is None:
+        return FALLBACK_LR, lowest_lr, "undecided"
+    return edge / SAFETY, lowest_lr, "flat"
+
+
+__all__ = ["AUTO", "FALLBACK_LR", "MAX_LR", "MIN_LR", "RangeTest", "SAFETY", "STEPS", "choose_rate", "range_test"]

@@ -154,3 +154,22 @@ def test_auto_cannot_resume_a_run_trained_at_a_given_rate(tokenizer_dir, polarit
             "--allow_resume_changes", "learning_rate", "max_steps")  # fmt: skip
     assert raised.value.code == 2
     assert "records no range test to resume with (it was trained at a given rate)" in capsys.readouterr().err
+
+
+def curve(losses: list[float]) -> list[list[float]]:
+    """A range test's [lr, loss, smoothed] points for these smoothed losses, the rate rising as the test's does."""
+    steps = len(losses)
+    span = lr_range_test.MAX_LR / lr_range_test.MIN_LR
+    return [[lr_range_test.MIN_LR * span ** (i / (steps - 1)), loss, loss] for i, loss in enumerate(losses)]
+
+
+def test_the_rule_reads_a_valley_a_flat_curve_and_one_that_cannot_tell():
+    noisy_start = [0.60] * 3  # within the first SKIP steps: never read, however low
+    valley = curve(noisy_start + [1.0] * 60 + [0.8] * 5 + [0.9, 1.2, 2.0] + [4.0] * 32)
+    rate, lowest_at, rule = lr_range_test.choose_rate(valley)
+    assert rule == "valley" and lowest_at == valley[63][0] and rate == pytest.approx(lowest_at / 10)
+    flat = curve(noisy_start + [0.70, 0.69, 0.695] * 25 + [0.76] * 22)  # noise, then a rise past 5% at step 78
+    rate, _, rule = lr_range_test.choose_rate(flat)
+    assert rule == "flat" and rate == pytest.approx(flat[78][0] / 10)
+    rate, _, rule = lr_range_test.choose_rate(curve(noisy_start + [1.0986] * 97))  # ln 3 throughout
+    assert (rule, rate) == ("undecided", lr_range_test.FALLBACK_LR)
