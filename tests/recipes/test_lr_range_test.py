@@ -173,3 +173,19 @@ def test_the_rule_reads_a_valley_a_flat_curve_and_one_that_cannot_tell():
     assert rule == "flat" and rate == pytest.approx(flat[78][0] / 10)
     rate, _, rule = lr_range_test.choose_rate(curve(noisy_start + [1.0986] * 97))  # ln 3 throughout
     assert (rule, rate) == ("undecided", lr_range_test.FALLBACK_LR)
+
+
+def test_both_recipes_give_the_embedding_its_scaled_rate(tokenizer_dir, polarity, tmp_path):
+    """--embedding_lr_scale reaches the Accelerate loop's optimizer and Trainer's (which then uses the recipe's)."""
+    common = [*FAST, "--tokenizer", tokenizer_dir, "--task_type", "classification", *polarity, "--learning_rate",
+              "1e-3", "--embedding_lr_scale", "10"]  # fmt: skip
+    AcceleratorState._reset_state(reset_partial_state=True)
+    args = finetune.parse_args([str(a) for a in [*common, "--output_dir", tmp_path / "trainer"]])
+    trainer, *_ = finetune_trainer.build_trainer({}, args)
+    embedding = trainer.model.get_input_embeddings().weight
+    groups = {id(p): g for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert groups[id(embedding)]["lr"] == pytest.approx(1e-2) and groups[id(embedding)]["lr_scale"] == 10
+    assert sum(len(g["params"]) for g in trainer.optimizer.param_groups) == len(list(trainer.model.parameters()))
+    results = run(*common, "--output_dir", tmp_path / "accelerate")
+    assert results["hyperparameters"]["embedding_lr_scale"] == 10
+    assert results["hyperparameters"]["peak_learning_rate"] == 1e-3
