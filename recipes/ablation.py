@@ -44,7 +44,7 @@ from modeling_gpt1 import TASK_FAMILIES, GPT1OriginsConfig, GPT1OriginsLMHeadMod
 from .arguments import at_least, parse_arguments, read_config
 from .errors import RecipeError, exit_with_error
 from .finetune import RESULTS, FinetuneArguments, parse_learning_rate, training_function
-from .metrics import load as load_metric
+from .metrics import matthews_correlation
 from .options import option
 from .task_setup import predict
 
@@ -233,7 +233,6 @@ def bootstrap(labels: list, predictions: dict[str, list[list]], rounds: int, see
     """Test accuracy and Matthews correlation of each variant (the mean over its seeds), with 95% percentile
     intervals from `rounds` resamples of the test rows; every variant and seed is scored on the same resampled rows,
     so the differences between variants (`COMPARISONS`, and each variant against the majority class) are paired."""
-    matthews = load_metric("matthews_correlation")._compute  # the recipes' own metric, without Arrow per call
     vocabulary = {}
     references = _encode(labels, vocabulary)
     encoded = {name: [_encode(run, vocabulary) for run in runs] for name, runs in predictions.items()}
@@ -244,7 +243,7 @@ def bootstrap(labels: list, predictions: dict[str, list[list]], rounds: int, see
         truth = references[rows]
         for name, runs in encoded.items():
             scores[name]["accuracy"].append(np.mean([np.mean(run[rows] == truth) for run in runs]))
-            mcc = [matthews(predictions=run[rows], references=truth)["matthews_correlation"] for run in runs]
+            mcc = [matthews_correlation(run[rows], truth) for run in runs]
             scores[name]["matthews_correlation"].append(float(np.mean(mcc)))
 
     def interval(values) -> list[float]:

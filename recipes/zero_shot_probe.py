@@ -15,8 +15,9 @@ Similarity has no zero-shot heuristic in the paper and none here. Keep several c
     python -m recipes.pretrain --model_type gpt1 --checkpointing_steps 100 --checkpoints_total_limit 8
     python -m recipes.zero_shot_probe --run runs/pretrain-gpt1 --data_dir <task folders>
 
-Writes `<output_dir>/probe.json` (accuracy and Matthews correlation per step and task, the majority class's, the
-predictions) and `<output_dir>/probe.png` (both against the pre-training step).
+Writes `<output_dir>/probe.json` (accuracy and Matthews correlation per step and task, the majority class's), each
+scoring's own results with its predictions (`<family>-step<N>.json`), and `<output_dir>/probe.png` (both against the
+pre-training step).
 """
 
 if __name__ == "__main__" and not __package__:  # a script path: `python recipes/zero_shot_probe.py`
@@ -28,12 +29,12 @@ from pathlib import Path
 
 import matplotlib
 
-from .ablation import DEFAULT_TASKS, majority_accuracy, make_random_init, parse_tasks, read_jsonl
+from .ablation import DEFAULT_TASKS, majority_accuracy, make_random_init, parse_tasks
 from .arguments import parse_arguments
 from .checkpointing import checkpoint_step, complete_checkpoints
 from .errors import RecipeError, exit_with_error
 from .evaluate_zero_shot import ZeroShotArguments, evaluation_function
-from .metrics import load as load_metric
+from .metrics import matthews_correlation
 from .options import option
 from .run_folder import checkpoints_root
 
@@ -88,11 +89,9 @@ def probe(args: ProbeArguments) -> dict:
                 raise RecipeError(f"--tasks {family}={folder}: {folder / f'{split}.jsonl'} does not exist.")
     output_dir.mkdir(parents=True, exist_ok=True)
     models = models_by_step(run, output_dir, args.random_seed)
-    matthews = load_metric("matthews_correlation")._compute
     results = {"run": str(run), "normalize": NORMALIZE, "majority": {}, "steps": list(models), "tasks": {}}
     for family, folder in tasks.items():
         majority = majority_accuracy(folder)
-        labels = [row["label"] for row in read_jsonl(folder / "test.jsonl")]
         results["majority"][family] = majority["accuracy"]
         per_step = []
         for step, model in models.items():
@@ -110,11 +109,11 @@ def probe(args: ProbeArguments) -> dict:
                 {
                     "step": step,
                     "accuracy": scored["metrics"][f"accuracy_{NORMALIZE}"],
-                    "matthews_correlation": matthews(predictions=predicted, references=truth)["matthews_correlation"],
+                    "matthews_correlation": matthews_correlation(predicted, truth),
                     "chance": scored["metrics"]["chance"],
                 }
             )
-        results["tasks"][family] = {"folder": str(folder), "test_rows": len(labels), "by_step": per_step}
+        results["tasks"][family] = {"folder": str(folder), "test_rows": len(truth), "by_step": per_step}
     (output_dir / "probe.json").write_text(json.dumps(results, indent=1))
     plot(results, output_dir / "probe.png")
     print(table(results))

@@ -51,6 +51,16 @@ def _loaded(name: str):
     return load(name, keep_in_memory=True)
 
 
+def matthews_correlation(predictions, references) -> float:
+    """The shipped Matthews correlation of two sequences of labels, without `evaluate`'s Arrow round trip per call
+    (the bootstrap of recipes/ablation.py and the zero-shot probe score thousands of resamples)."""
+    return float(
+        _loaded("matthews_correlation")._compute(predictions=predictions, references=references)[
+            "matthews_correlation"
+        ]
+    )
+
+
 def task_metrics(family: str, num_labels: int) -> list[str]:
     """The metric scripts for a GPT-1 task family: classes (classification, entailment, similarity with
     num_labels >= 2 as MRPC and QQP) get accuracy, f1 (binary F1 of the positive class for 2 classes, and macro F1)
