@@ -32,6 +32,8 @@ AFN_TO_ACT2FN = {"gelu": "gelu_new", "gelu_new": "gelu_new", "relu": "relu", "si
 _POSITIVE_INT_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
 _PROBABILITY_FIELDS = ("resid_pdrop", "embd_pdrop", "attn_pdrop", "summary_first_dropout", "classifier_dropout")
 _TASK_TOKEN_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id", "pad_token_id")
+# `weight_layout` values: nn.Linear's (out, in), these models' own, and transformers' Conv1D (in, out).
+WEIGHT_LAYOUTS = ("linear", "conv1d")
 # The model types whose config.json this class reads: its own, and transformers' GPT-1 (same fields).
 LOADABLE_MODEL_TYPES = ("gpt1-origins", "openai-gpt")
 OTHER_FAMILIES = {"gpt2-origins": "GPT-2 (modeling_gpt2)", "gpt2": "GPT-2 (modeling_gpt2)"}
@@ -80,6 +82,11 @@ class GPT1OriginsConfig(PreTrainedConfig):
         start_token_id / delimiter_token_id / extract_token_id / pad_token_id: Ids of the task tokens; the double-heads
             model reads the task head's input at `extract_token_id` when no `mc_token_ids` are given.
         use_cache: Return the KV cache from forward by default (used by `generate`).
+        weight_layout: How the weights of the attention and MLP projections are stored: "linear" (`nn.Linear`,
+            (out, in): these models, and every folder they save) or "conv1d" (transformers' `Conv1D`, (in, out): its
+            GPT-2 / OpenAI-GPT folders and gpt-origins folders saved before the layers were `nn.Linear`; a config.json
+            without the field is read as "conv1d"). `from_pretrained` transposes a "conv1d" checkpoint as it loads
+            (`loading.py`) and sets the field to "linear"; `save_pretrained` writes the layout the field names.
         loss_chunk_size: In training mode with labels, the LM head model computes its head and loss this many tokens
             at a time, gradients included, without ever holding the whole batch's logits (returned as None); `None`
             gives the plain path. The double-heads model does the same for its auxiliary LM loss in fine-tuning. The
@@ -134,6 +141,7 @@ class GPT1OriginsConfig(PreTrainedConfig):
     use_cache: bool = True
     tie_word_embeddings: bool = True  # the LM head is the token embedding (train.py: `tf.matmul(lm_h, we, ...)`)
     loss_chunk_size: int | None = 1024  # (1024, 40483) fp32 logits: 166 MB, not 663 MB for a 8 x 512 batch
+    weight_layout: str = "linear"  # see WEIGHT_LAYOUTS; a config.json without it is "conv1d"
 
     def __post_init__(self, **kwargs):
         # Checked here, before transformers' own validators, so that a bad value raises a plain ValueError.
@@ -189,6 +197,11 @@ class GPT1OriginsConfig(PreTrainedConfig):
                 raise ValueError(f"`{name}` must be a probability in [0, 1], got {value}.")
         if not self.initializer_range >= 0:
             raise ValueError(f"`initializer_range` (the std of the init) must be >= 0, got {self.initializer_range}.")
+        if self.weight_layout not in WEIGHT_LAYOUTS:
+            raise ValueError(
+                f"`weight_layout` must be one of {', '.join(map(repr, WEIGHT_LAYOUTS))} (how the projection weights "
+                f"are stored), got {self.weight_layout!r}."
+            )
 
     def validate_fine_tuning(self):
         """A known task type, a non-negative lambda, task tokens inside the vocabulary, and the one task-head layout
@@ -261,6 +274,10 @@ class GPT1OriginsConfig(PreTrainedConfig):
                 f"The config has model_type={model_type!r}, a checkpoint of {family}, not GPT-1 (expected "
                 f"{' or '.join(map(repr, LOADABLE_MODEL_TYPES))}). Load it with its own classes or the Auto classes."
             )
+        # transformers' own config.json becomes this config, model type included: the conversion of the Conv1D
+        # weights it comes with (`loading.py`) is registered for this model type. A config.json without
+        # `weight_layout` was saved with Conv1D weights: by transformers, or by gpt-origins before nn.Linear.
+        config_dict = {"weight_layout": "conv1d", **config_dict, "model_type": cls.model_type}
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod

@@ -10,7 +10,7 @@ the order the released `train.py` creates its variables:
   (40478, 768). (train.py joins them, with the task tokens between, into one variable `model/we` of
   n_vocab + n_special + n_ctx rows; a checkpoint saved in that one-array layout converts too.)
 - per block `model/h{i}/...`, the 12 arrays of `LAYER_KEY_MAP`, in its order. Conv1D weights are (1, in, out): the
-  layout of transformers' Conv1D once the leading 1 is dropped, so no transposes.
+  layout of transformers' Conv1D once the leading 1 is dropped, transposed to nn.Linear's (out, in) here.
 
 With the vocabulary files of the release (`encoder_bpe_40000.json`, `vocab_40000.bpe`), the tokenizer of
 `tokenization_gpt1.gpt1_tokenizer_from_released` is saved next to the model, and the token embedding gains one row per
@@ -118,7 +118,7 @@ def released_to_state_dict(
             if source.endswith("/w:0"):
                 if array.ndim != 3 or array.shape[0] != 1:
                     raise ValueError(f"{source.format(i=i)} has shape {array.shape}, expected (1, in, out).")
-                array = array[0]  # (1, in, out) -> (in, out), transformers' Conv1D layout
+                array = array[0].T  # (1, in, out) -> (out, in), nn.Linear's layout
             state_dict[target.format(i=i)] = torch.from_numpy(np.ascontiguousarray(array))
     return state_dict
 

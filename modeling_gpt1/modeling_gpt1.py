@@ -1,11 +1,12 @@
 """GPT-1 (Radford et al. 2018) as a transformers 5.x model: attention -> MLP -> post-LN block -> base model -> LM head
 -> the double-heads model that fine-tunes on the paper's four task families.
 
-Parameter names and layouts are those of the released checkpoint as transformers stores it
-(openai-community/openai-gpt): `tokens_embed`, `positions_embed`, `h.{i}.attn.c_attn`, `h.{i}.ln_1`, `h.{i}.mlp.c_fc`,
-`h.{i}.ln_2`, Conv1D weights stored (in_features, out_features), no final LayerNorm, the LM head tied to
-`tokens_embed`. Folders saved by transformers' `OpenAIGPTLMHeadModel` and `OpenAIGPTDoubleHeadsModel` load here with
-`from_pretrained` as they are.
+Parameter names are those of the released checkpoint as transformers stores it (openai-community/openai-gpt):
+`tokens_embed`, `positions_embed`, `h.{i}.attn.c_attn`, `h.{i}.ln_1`, `h.{i}.mlp.c_fc`, `h.{i}.ln_2`, no final
+LayerNorm, the LM head tied to `tokens_embed`. The projections are `nn.Linear`, where the released weights are
+transformers' `Conv1D` (in_features, out_features): folders saved by transformers' `OpenAIGPTLMHeadModel` and
+`OpenAIGPTDoubleHeadsModel` load here with `from_pretrained`, transposed by transformers' checkpoint conversion
+(`loading.py`); `save_transformers_format` writes its format back (`hub.py`).
 
 This file is the architecture. The attention, the MLP and most of the base model and LM head are GPT-2's, copied from
 modeling_gpt2 (a saved GPT-1 folder must load without gpt-origins installed, so this package imports nothing from the
@@ -20,13 +21,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
-from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.pytorch_utils import Conv1D
 from transformers.utils import ModelOutput, can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
@@ -47,7 +46,7 @@ from .fine_tuning import (
 )
 from .hub import HubMixin
 from .input_checks import check_forward_kwargs, check_inputs, check_labels, check_model_fits
-from .loading import StrictLoadingMixin
+from .loading import StrictLoadingMixin, register_conv1d_layout
 
 logger = logging.get_logger(__name__)
 
@@ -121,8 +120,8 @@ class GPT1OriginsAttention(nn.Module):
         if config.scale_attn_by_inverse_layer_idx:
             self.scaling /= float(layer_idx + 1)
 
-        self.c_attn = Conv1D(3 * self.embed_dim, self.embed_dim)
-        self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
+        self.c_attn = nn.Linear(self.embed_dim, 3 * self.embed_dim)
+        self.c_proj = nn.Linear(self.embed_dim, self.embed_dim)
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
@@ -176,12 +175,12 @@ class GPT1OriginsMLP(nn.Module):
     def __init__(self, config: GPT1OriginsConfig):
         super().__init__()
         inner_dim = config.n_inner if config.n_inner is not None else 4 * config.n_embd
-        self.c_fc = Conv1D(inner_dim, config.n_embd)
+        self.c_fc = nn.Linear(config.n_embd, inner_dim)
         # "gelu_new" (the tanh approximation) as torch's one fused kernel: the same function to 3e-7, where
         # transformers' NewGELUActivation runs and keeps for backward five (B, T, 4C) element-wise intermediates.
         activation = "gelu_pytorch_tanh" if config.activation_function == "gelu_new" else config.activation_function
         self.act = ACT2FN[activation]
-        self.c_proj = Conv1D(config.n_embd, inner_dim)
+        self.c_proj = nn.Linear(inner_dim, config.n_embd)
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -261,15 +260,14 @@ class GPT1OriginsPreTrainedModel(StrictLoadingMixin, HubMixin, PreTrainedModel):
         """N(0, 0.02) for every weight, zero biases, unit LayerNorm gains (section 4.1: "Since layernorm is used
         extensively throughout the model, a simple weight initialization of N(0, 0.02) was sufficient"); unlike GPT-2,
         no extra scaling of the residual projections."""
-        super()._init_weights(module)
-        if isinstance(module, Conv1D):
-            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
-            init.zeros_(module.bias)
+        super()._init_weights(module)  # nn.Linear and nn.Embedding N(0, initializer_range), LayerNorm (1, 0)
 
 
 class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
     """The GPT-1 transformer: token + learned position embeddings and `n_layer` post-LN blocks. No final LayerNorm:
     each block already ends in one."""
+
+    _transformers_class = "OpenAIGPTModel"  # save_transformers_format (hub.py)
 
     def __init__(self, config: GPT1OriginsConfig):
         super().__init__(config)
@@ -378,6 +376,8 @@ class GPT1OriginsModel(GPT1OriginsPreTrainedModel):
 class GPT1OriginsLMHeadModel(GPT1OriginsPreTrainedModel, GenerationMixin):
     """GPT-1 with its language-modelling head (the transposed token embedding): the pre-training model, L1 of
     section 3.1."""
+
+    _transformers_class = "OpenAIGPTLMHeadModel"  # save_transformers_format (hub.py)
 
     _tied_weights_keys = {"lm_head.weight": "transformer.tokens_embed.weight"}
 
@@ -749,6 +749,9 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             lm_loss = ((lm_per_sequence * per_sequence).sum(1) * weights).sum() / denominator
         return task_loss + self.config.lm_coef * lm_loss, task_loss, lm_loss
 
+
+# Released checkpoints store the projections as Conv1D (in, out): transposed on load, back on save (loading.py).
+register_conv1d_layout(GPT1OriginsConfig.model_type)
 
 __all__ = [
     "GPT1OriginsPreTrainedModel",

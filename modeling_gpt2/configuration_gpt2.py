@@ -34,6 +34,8 @@ PRESET_ALIASES = {
 
 _POSITIVE_INT_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
 _PROBABILITY_FIELDS = ("resid_pdrop", "embd_pdrop", "attn_pdrop")
+# `weight_layout` values: nn.Linear's (out, in), these models' own, and transformers' Conv1D (in, out).
+WEIGHT_LAYOUTS = ("linear", "conv1d")
 # The model types whose config.json this class reads: its own, and transformers' GPT-2 (same fields).
 LOADABLE_MODEL_TYPES = ("gpt2-origins", "gpt2")
 OTHER_FAMILIES = {"gpt1-origins": "GPT-1 (modeling_gpt1)", "openai-gpt": "GPT-1 (modeling_gpt1)"}
@@ -72,6 +74,11 @@ class GPT2OriginsConfig(PreTrainedConfig):
             CRFM's Mistral runs, as in transformers' GPT-2; off in GPT-2). Runs with `attn_implementation="eager"`
             only; another backend is a ValueError at the first forward.
         use_cache: Return the KV cache from forward by default (used by `generate`).
+        weight_layout: How the weights of the attention and MLP projections are stored: "linear" (`nn.Linear`,
+            (out, in): these models, and every folder they save) or "conv1d" (transformers' `Conv1D`, (in, out): its
+            GPT-2 / OpenAI-GPT folders and gpt-origins folders saved before the layers were `nn.Linear`; a config.json
+            without the field is read as "conv1d"). `from_pretrained` transposes a "conv1d" checkpoint as it loads
+            (`loading.py`) and sets the field to "linear"; `save_pretrained` writes the layout the field names.
         loss_chunk_size: In training mode with labels, compute the LM head and its loss this many tokens at a time,
             gradients included, without ever holding the whole batch's logits (they are returned as None); `None`
             gives the plain path (logits, then transformers' loss). With the head tied to the token embedding, the
@@ -110,6 +117,7 @@ class GPT2OriginsConfig(PreTrainedConfig):
     pad_token_id: int | None = None
     tie_word_embeddings: bool = True  # the LM head is the token embedding (GPT-2 stores no separate head)
     loss_chunk_size: int | None = 1024  # (1024, 50257) fp32 logits: 206 MB instead of 1.6 GB for a 8 x 1024 batch
+    weight_layout: str = "linear"  # see WEIGHT_LAYOUTS; a config.json without it is "conv1d"
 
     def __post_init__(self, **kwargs):
         # Checked here, before transformers' own validators, so that a bad value raises a plain ValueError.
@@ -153,6 +161,11 @@ class GPT2OriginsConfig(PreTrainedConfig):
             raise ValueError(f"`layer_norm_epsilon` must be positive, got {self.layer_norm_epsilon}.")
         if not self.initializer_range >= 0:
             raise ValueError(f"`initializer_range` (the std of the init) must be >= 0, got {self.initializer_range}.")
+        if self.weight_layout not in WEIGHT_LAYOUTS:
+            raise ValueError(
+                f"`weight_layout` must be one of {', '.join(map(repr, WEIGHT_LAYOUTS))} (how the projection weights "
+                f"are stored), got {self.weight_layout!r}."
+            )
 
     def num_parameters(self) -> int:
         """The number of parameters of the LM model of this config (the tied head counted once), in closed form: known
@@ -190,6 +203,10 @@ class GPT2OriginsConfig(PreTrainedConfig):
                 f"The config has model_type={model_type!r}, a checkpoint of {family}, not GPT-2 (expected "
                 f"{' or '.join(map(repr, LOADABLE_MODEL_TYPES))}). Load it with its own classes or the Auto classes."
             )
+        # transformers' own config.json becomes this config, model type included: the conversion of the Conv1D
+        # weights it comes with (`loading.py`) is registered for this model type. A config.json without
+        # `weight_layout` was saved with Conv1D weights: by transformers, or by gpt-origins before nn.Linear.
+        config_dict = {"weight_layout": "conv1d", **config_dict, "model_type": cls.model_type}
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod

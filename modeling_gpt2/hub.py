@@ -8,8 +8,12 @@ declared by the model class (`_auto_map`, `_model_card_description`) and read he
 import tempfile
 from pathlib import Path
 
+import torch
+import transformers
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+from .loading import CONV1D_PROJECTIONS
 
 # The Hub's pipeline tag of each Auto class a model card can name (multiple choice has none).
 PIPELINE_TAGS = {
@@ -26,6 +30,8 @@ class HubMixin:
 
     _auto_map: dict[str, str] = {}
     _model_card_description: str = "A language model"
+    # The class of transformers itself with this architecture and these parameter names (`save_transformers_format`).
+    _transformers_class: str | None = None
 
     def post_init(self):
         super().post_init()
@@ -61,6 +67,39 @@ class HubMixin:
             self.config.auto_map = {**auto_map, **(getattr(self.config, "auto_map", None) or {})}
         self._keys_to_ignore_on_save = self._keys_not_saved | self._tied_copies()  # as tied as it is now
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def save_transformers_format(self, save_directory, **kwargs):
+        """Write a folder in transformers' own format: its config class (`model_type` "gpt2" / "openai-gpt", the
+        fields it has), the projections in its Conv1D layout, no code. transformers' `GPT2LMHeadModel` /
+        `OpenAIGPTLMHeadModel` (or their base models) and its Auto classes load it without gpt-origins or remote code.
+        Weights that transformers' class has no place for (another head, another architecture) are a ValueError
+        before anything is written; keyword arguments go to its `save_pretrained`."""
+        if self._transformers_class is None:
+            raise ValueError(
+                f"{type(self).__name__} has no class in transformers with its heads; save its language model or its "
+                f"base model (`.transformer`) in transformers' format instead."
+            )
+        reference_class = getattr(transformers, self._transformers_class)
+        config_class = reference_class.config_class
+        not_fields = {"model_type", "architectures", "auto_map", "transformers_version"}
+        own_fields = set(config_class().to_dict()) - not_fields
+        config = config_class(**{key: value for key, value in self.config.to_dict().items() if key in own_fields})
+        projections = tuple(f"{name}.weight" for name in CONV1D_PROJECTIONS)
+        state_dict = {
+            key: value.detach().T.contiguous() if key.endswith(projections) else value.detach()
+            for key, value in self.state_dict().items()
+        }
+        with torch.device("meta"):
+            reference = reference_class(config)
+        try:
+            reference.load_state_dict(state_dict, strict=True, assign=True)
+        except RuntimeError as error:
+            raise ValueError(
+                f"{type(self).__name__} does not fit transformers' {self._transformers_class} built from the same "
+                f"config ({error}): it cannot be written in transformers' format."
+            ) from error
+        reference.tie_weights()
+        reference.save_pretrained(save_directory, **kwargs)
 
     def push_to_hub(
         self,

@@ -5,6 +5,11 @@ another shape, and drops with a warning the weights the model has no place for; 
 tensors, except for the heads a model declares (`_head_prefixes`: a task head added for fine-tuning or left out, a
 tied LM head that is not stored). Weights that are NaN or inf are an error too.
 
+The layers are `nn.Linear`; the released checkpoints store them as transformers' `Conv1D` (weight (in, out)).
+`register_conv1d_layout` hands the transpose to transformers' checkpoint conversion, for checkpoints whose config
+says `weight_layout="conv1d"` (transformers' folders, and ours from before nn.Linear): `from_pretrained` transposes
+while it loads, then the model's config says "linear", and `save_pretrained` writes what that field says.
+
 Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py).
 """
 
@@ -13,8 +18,13 @@ from collections.abc import Callable
 
 import torch
 from safetensors import SafetensorError
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import Transpose, WeightConverter
 
 from .input_checks import LOAD_DEVICE
+
+# The projections stored as transformers' Conv1D in the released checkpoints, the same names in GPT-1 and GPT-2.
+CONV1D_PROJECTIONS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 # `device_map` values with which accelerate spreads the weights over the devices (and disk) by their free memory.
 _SPREAD_DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
@@ -24,6 +34,35 @@ class WeightShapeMismatchError(ValueError, RuntimeError):
     """Checkpoint weights of another shape than the model built from the config: a ValueError, like every bad input
     here, and a RuntimeError, which transformers raises for the same mismatch, so that code written for either
     catches it (and then passes `ignore_mismatched_sizes=True` to re-initialise those weights, as in transformers)."""
+
+
+class Conv1DLayout(Transpose):
+    """transformers' `Transpose` of a projection weight between Conv1D's (in, out) and nn.Linear's (out, in), applied
+    only when the checkpoint (loading) or the model (saving) has `config.weight_layout == "conv1d"`: a checkpoint in
+    the linear layout loads as it is, and a model saves in the layout its config names."""
+
+    @torch.no_grad
+    def convert(self, input_dict, source_patterns, target_patterns, **kwargs):
+        if getattr(kwargs.get("config"), "weight_layout", "linear") == "conv1d":
+            return super().convert(input_dict, source_patterns, target_patterns, **kwargs)
+        tensors = next(iter(input_dict.values()))
+        tensor = tensors[0] if isinstance(tensors, list) else tensors
+        return {self.get_target_pattern(input_dict, source_patterns, target_patterns): tensor}
+
+    @property
+    def reverse_op(self) -> "Conv1DLayout":
+        return Conv1DLayout(dim0=self.dim1, dim1=self.dim0)
+
+
+def register_conv1d_layout(model_type: str) -> None:
+    """Registers `Conv1DLayout` for each `CONV1D_PROJECTIONS` weight of the models of `model_type` with transformers'
+    checkpoint conversion, which applies it in `from_pretrained` and its reverse in `save_pretrained`. Registered again
+    (replaced) when a saved folder's remote code imports the model file a second time."""
+    converters = [
+        WeightConverter(source_patterns=key, target_patterns=key, operations=[Conv1DLayout()])
+        for key in (f"{name}.weight" for name in CONV1D_PROJECTIONS)
+    ]
+    register_checkpoint_conversion_mapping(model_type, converters, overwrite=True)
 
 
 def load_device(device_map) -> torch.device | None:
@@ -96,6 +135,9 @@ def from_pretrained_checked(load: Callable, source, head_prefixes: tuple[str, ..
             f"model. Fix the config, or load the checkpoint with the class it was saved from."
         )
     check_finite_weights(model, source)
+    # Loaded into nn.Linear, transposed or not: the model saves in its own layout from now on.
+    if getattr(model.config, "weight_layout", None) == "conv1d":
+        model.config.weight_layout = "linear"
     return (model, info) if wants_info else model
 
 
@@ -142,9 +184,12 @@ class StrictLoadingMixin:
 
 
 __all__ = [
+    "CONV1D_PROJECTIONS",
+    "Conv1DLayout",
     "StrictLoadingMixin",
     "WeightShapeMismatchError",
     "check_finite_weights",
     "from_pretrained_checked",
     "load_device",
+    "register_conv1d_layout",
 ]

@@ -1,8 +1,10 @@
 """GPT-2 (Radford et al. 2019) as a transformers 5.x model: attention -> MLP -> block -> base model -> LM head.
 
-Parameter names and layouts are those of the released checkpoints (openai-community/gpt2): `wte`, `wpe`,
-`h.{i}.attn.c_attn`, `ln_f`, Conv1D weights stored (in_features, out_features), the LM head tied to `wte` and not
-stored. A folder saved by `transformers.GPT2LMHeadModel` therefore loads here with `from_pretrained` as it is.
+Parameter names are those of the released checkpoints (openai-community/gpt2): `wte`, `wpe`, `h.{i}.attn.c_attn`,
+`ln_f`, the LM head tied to `wte` and not stored. The projections are `nn.Linear`, which quantisers and PEFT expect,
+where the released weights are transformers' `Conv1D` (in_features, out_features): transformers' checkpoint
+conversion transposes them while a folder of `transformers.GPT2LMHeadModel` loads here with `from_pretrained`
+(`loading.py`), and `save_transformers_format` writes that format back (`hub.py`).
 
 Beyond transformers' own GPT-2: position ids follow the attention mask in `forward` itself (left-padded batches are
 right without `generate`), every input is checked with an error that names the value and the limit, and the
@@ -25,7 +27,6 @@ from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.pytorch_utils import Conv1D
 from transformers.utils import can_return_tuple, logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
@@ -35,7 +36,7 @@ from .compat import accepts_past_key_values, cache_of, causal_mask, keep_last, o
 from .configuration_gpt2 import GPT2OriginsConfig
 from .hub import HubMixin
 from .input_checks import check_forward_kwargs, check_inputs, check_labels, check_model_fits
-from .loading import StrictLoadingMixin
+from .loading import StrictLoadingMixin, register_conv1d_layout
 
 logger = logging.get_logger(__name__)
 
@@ -106,8 +107,8 @@ class GPT2OriginsAttention(nn.Module):
         if config.scale_attn_by_inverse_layer_idx:
             self.scaling /= float(layer_idx + 1)
 
-        self.c_attn = Conv1D(3 * self.embed_dim, self.embed_dim)
-        self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
+        self.c_attn = nn.Linear(self.embed_dim, 3 * self.embed_dim)
+        self.c_proj = nn.Linear(self.embed_dim, self.embed_dim)
         self.attn_dropout = nn.Dropout(config.attn_pdrop)
         self.resid_dropout = nn.Dropout(config.resid_pdrop)
 
@@ -160,12 +161,12 @@ class GPT2OriginsMLP(nn.Module):
     def __init__(self, config: GPT2OriginsConfig):
         super().__init__()
         inner_dim = config.n_inner if config.n_inner is not None else 4 * config.n_embd
-        self.c_fc = Conv1D(inner_dim, config.n_embd)
+        self.c_fc = nn.Linear(config.n_embd, inner_dim)
         # "gelu_new" (the tanh approximation) as torch's one fused kernel: the same function to 3e-7, where
         # transformers' NewGELUActivation runs and keeps for backward five (B, T, 4C) element-wise intermediates.
         activation = "gelu_pytorch_tanh" if config.activation_function == "gelu_new" else config.activation_function
         self.act = ACT2FN[activation]
-        self.c_proj = Conv1D(config.n_embd, inner_dim)
+        self.c_proj = nn.Linear(inner_dim, config.n_embd)
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
@@ -239,18 +240,18 @@ class GPT2OriginsPreTrainedModel(StrictLoadingMixin, HubMixin, PreTrainedModel):
         """N(0, 0.02) everywhere, zero biases, unit LayerNorm gains; the projections that write into the residual
         stream get std 0.02 / sqrt(2 * n_layer) (GPT-2 paper, section 2.3: "scale the weights of residual layers at
         initialization by a factor of 1/sqrt(N) where N is the number of residual layers", two per block)."""
-        super()._init_weights(module)
-        # Decided on the Conv1D itself: transformers skips custom-code modules that own no parameters directly.
-        if isinstance(module, Conv1D):
-            std = self.config.initializer_range
-            if getattr(module, "is_residual_projection", False):
-                std = std / math.sqrt(2 * self.config.n_layer)
+        if isinstance(module, nn.Linear) and getattr(module, "is_residual_projection", False):
+            std = self.config.initializer_range / math.sqrt(2 * self.config.n_layer)
             init.normal_(module.weight, mean=0.0, std=std)
             init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)  # nn.Linear and nn.Embedding N(0, initializer_range), LayerNorm (1, 0)
 
 
 class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
     """The GPT-2 transformer: token + learned position embeddings, `n_layer` pre-LN blocks, a final LayerNorm."""
+
+    _transformers_class = "GPT2Model"  # save_transformers_format (hub.py)
 
     def __init__(self, config: GPT2OriginsConfig):
         super().__init__(config)
@@ -357,6 +358,8 @@ class GPT2OriginsModel(GPT2OriginsPreTrainedModel):
 class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
     """GPT-2 with its language-modelling head (the transposed token embedding)."""
 
+    _transformers_class = "GPT2LMHeadModel"  # save_transformers_format (hub.py)
+
     _tied_weights_keys = {"lm_head.weight": "transformer.wte.weight"}
 
     def __init__(self, config: GPT2OriginsConfig):
@@ -441,5 +444,8 @@ class GPT2OriginsLMHeadModel(GPT2OriginsPreTrainedModel, GenerationMixin):
             attentions=outputs.attentions,
         )
 
+
+# Released checkpoints store the projections as Conv1D (in, out): transposed on load, back on save (loading.py).
+register_conv1d_layout(GPT2OriginsConfig.model_type)
 
 __all__ = ["GPT2OriginsPreTrainedModel", "GPT2OriginsModel", "GPT2OriginsLMHeadModel"]

@@ -1,8 +1,9 @@
 """Benchmark gpt-origins against transformers' own GPT-2 and GPT-1, side by side in one process.
 
 For each model family, ours and the reference are built from the same config with the same weights (the parameter
-names are the same, so it is a key copy), then every case runs on both, alternately, after warm-up, and the report
-gives the median of each and the ratio ours / reference (> 1 is faster for speeds, < 1 is leaner for memory):
+names are the same, so it is a key copy, its Conv1D projections transposed into our nn.Linear), then every case runs
+on both, alternately, after warm-up, and the report gives the median of each and the ratio ours / reference (> 1 is
+faster for speeds, < 1 is leaner for memory):
 
 - `train`: a training step (forward with labels, backward, AdamW step), tokens/s and model FLOPs utilisation;
 - `forward`: an inference forward over the whole sequence, tokens/s;
@@ -43,6 +44,8 @@ from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel
+
+from modeling_gpt2.loading import CONV1D_PROJECTIONS  # the same names in both families
 
 from .arguments import at_least, parse_arguments
 from .errors import RecipeError, exit_with_error
@@ -91,7 +94,9 @@ def build_pair(family: str, preset: str, attn_implementation: str, vocab_size: i
     torch.manual_seed(0)
     reference = build_one(family, preset, attn_implementation, vocab_size, "reference")
     ours = build_one(family, preset, attn_implementation, vocab_size, "ours")
-    missing, unexpected = ours.load_state_dict(reference.state_dict(), strict=False)
+    projections = tuple(f"{name}.weight" for name in CONV1D_PROJECTIONS)  # Conv1D (in, out) -> nn.Linear (out, in)
+    state = {key: value.T if key.endswith(projections) else value for key, value in reference.state_dict().items()}
+    missing, unexpected = ours.load_state_dict(state, strict=False)
     if unexpected or any(not name.startswith("lm_head") for name in missing):  # the tied head is not stored
         raise RecipeError(f"Weights do not map one to one: missing {missing}, unexpected {unexpected}.")
     ours.tie_weights()

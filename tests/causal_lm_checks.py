@@ -22,9 +22,16 @@ from torch.testing import assert_close
 from transformers.dynamic_module_utils import get_relative_import_files
 
 from modeling_gpt2.compat import cache_of, enable_activation_checkpointing
+from modeling_gpt2.loading import CONV1D_PROJECTIONS
 
 # The infrastructure files both packages share, byte-identical (tests/check_copies.py); remote code needs them.
 SHARED_FILES = {"chunked_loss.py", "hub.py", "input_checks.py", "loading.py"}
+
+
+def in_transformers_layout(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Our parameter (or its gradient) `name` as transformers' model holds it: the projections are its Conv1D
+    (in, out), ours nn.Linear (out, in)."""
+    return tensor.T if name.endswith(tuple(f"{p}.weight" for p in CONV1D_PROJECTIONS)) else tensor
 
 
 def build(model_cls, config, attn_implementation="eager", seed=0):

@@ -2,10 +2,10 @@
 for classification.
 
 What a user needs to know, and what these tests hold:
-- Our attention and MLP layers are transformers' `Conv1D` (`c_attn`, `c_proj`, `c_fc`), weights stored
-  (in_features, out_features). LoRA must be told `fan_in_fan_out=True`; without it PEFT warns
-  "fan_in_fan_out is set to False but the target module is `Conv1D`. Setting fan_in_fan_out to True." and fixes the
-  config itself. `target_modules="all-linear"` also finds them (and leaves out the tied LM head).
+- Our attention and MLP layers are `nn.Linear` (`c_attn`, `c_proj`, `c_fc`): LoRA's defaults fit them, with no
+  `fan_in_fan_out` and no warning (transformers' own GPT-2 is `Conv1D`, and PEFT warns "fan_in_fan_out is set to
+  False but the target module is `Conv1D`" on it). `target_modules="all-linear"` also finds them (and leaves out the
+  tied LM head).
 - PEFT has no default target modules for the `gpt2-origins` / `gpt1-origins` model types (it has for `gpt2`):
   without `target_modules` it raises "Please specify `target_modules` ...".
 - The task head is trained only where PEFT is told so: `task_type="SEQ_CLS"` adds `score` to `modules_to_save` by
@@ -24,7 +24,6 @@ from peft.tuners.lora import Linear as LoraLinear
 from peft.utils import ModulesToSaveWrapper
 from safetensors.torch import load_file
 from torch.testing import assert_close
-from transformers.pytorch_utils import Conv1D
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
@@ -100,7 +99,7 @@ SETUPS = {
 
 
 def lora_config(setup, **overrides):
-    fields = dict(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, fan_in_fan_out=True, **setup.lora)
+    fields = dict(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=TARGETS, **setup.lora)
     return LoraConfig(**{**fields, **overrides})
 
 
@@ -155,7 +154,7 @@ def trained(request, train):
 
 
 @pytest.mark.parametrize("name", list(SETUPS))
-def test_lora_wraps_every_conv1d_with_fan_in_fan_out(name):
+def test_lora_wraps_every_projection_with_its_defaults(name):
     setup = SETUPS[name]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -170,21 +169,22 @@ def test_lora_wraps_every_conv1d_with_fan_in_fan_out(name):
         "mlp.c_proj",
     }
     for layer in wrapped.values():
-        conv = layer.get_base_layer()
-        assert isinstance(conv, Conv1D) and layer.fan_in_fan_out
-        in_features, out_features = conv.weight.shape  # Conv1D: (in, out)
-        assert layer.lora_A["default"].weight.shape == (4, in_features)
-        assert layer.lora_B["default"].weight.shape == (out_features, 4)
+        linear = layer.get_base_layer()
+        assert type(linear) is torch.nn.Linear and not layer.fan_in_fan_out
+        assert layer.lora_A["default"].weight.shape == (4, linear.in_features)
+        assert layer.lora_B["default"].weight.shape == (linear.out_features, 4)
     # LoRA starts as the identity: B = 0, so the wrapped model gives the base model's outputs.
     batch = setup.batch()
     assert_close(forward(model, batch), forward(setup.base(), batch), atol=1e-6, rtol=0)
 
 
-def test_without_fan_in_fan_out_peft_warns_and_sets_it():
+def test_fan_in_fan_out_from_a_conv1d_recipe_is_refused_by_peft():
+    """A LoRA config written for transformers' Conv1D GPT-2 (`fan_in_fan_out=True`): PEFT warns and turns it off for
+    nn.Linear, so the adapter is still right."""
     setup = SETUPS["gpt2_lm"]
-    with pytest.warns(UserWarning, match="fan_in_fan_out is set to False but the target module is `Conv1D`"):
-        model = get_peft_model(setup.base(), lora_config(setup, fan_in_fan_out=False))
-    assert model.peft_config["default"].fan_in_fan_out is True
+    with pytest.warns(UserWarning, match="fan_in_fan_out is set to True but the target module is `torch.nn.Linear`"):
+        model = get_peft_model(setup.base(), lora_config(setup, fan_in_fan_out=True))
+    assert model.peft_config["default"].fan_in_fan_out is False
 
 
 def test_target_modules_must_be_named_or_all_linear():
@@ -261,7 +261,7 @@ def test_merge_and_unload_gives_the_unmerged_logits(trained):
     merged = copy.deepcopy(unmerged).merge_and_unload()
     assert type(merged) is setup.model_cls
     assert not [n for n, _ in merged.named_parameters() if "lora_" in n or "modules_to_save" in n]
-    assert all(isinstance(merged.get_submodule(f"transformer.h.0.{path}"), Conv1D) for path in ["attn.c_attn"])
+    assert all(type(merged.get_submodule(f"transformer.h.0.{path}")) is torch.nn.Linear for path in ["attn.c_attn"])
     expected = forward(unmerged, batch)
     assert_close(forward(merged, batch), expected, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(forward(setup.base(), batch), expected, atol=1e-3)  # the adapter did change them

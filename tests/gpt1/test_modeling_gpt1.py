@@ -21,6 +21,7 @@ from causal_lm_checks import (
     check_saved_folder_carries_its_code,
     check_static_cache_decode,
     check_tied_embedding_gradient,
+    in_transformers_layout,
 )
 from transformers import (
     AutoConfig,
@@ -274,7 +275,9 @@ def test_lm_training_step_parity_with_transformers(tmp_path):
     torch.testing.assert_close(actual.loss, expected.loss, atol=1e-5, rtol=1e-5)
     reference_grads = dict(reference.named_parameters())
     for name, param in model.named_parameters():
-        torch.testing.assert_close(param.grad, reference_grads[name].grad, atol=1e-6, rtol=1e-4, msg=name)
+        torch.testing.assert_close(
+            in_transformers_layout(name, param.grad), reference_grads[name].grad, atol=1e-6, rtol=1e-4, msg=name
+        )
 
 
 def test_chunked_loss_equals_plain_loss():
@@ -305,6 +308,43 @@ def test_double_heads_parity_with_transformers(tmp_path, attn_implementation):
         actual = model(input_ids, mc_token_ids=mc_token_ids)
     torch.testing.assert_close(actual.lm_logits, expected.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(actual.logits, expected.mc_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_folder_in_transformers_format_loads_into_transformers(tmp_path):
+    """`save_transformers_format` writes transformers' own OpenAI-GPT folder (its config, Conv1D weights, no code);
+    the double-heads model, whose task heads transformers has not, is refused before anything is written."""
+    model = lm_model().eval()
+    model.save_transformers_format(tmp_path / "lm")
+    saved = json.loads((tmp_path / "lm" / "config.json").read_text())
+    assert saved["model_type"] == "openai-gpt" and "auto_map" not in saved and not list((tmp_path / "lm").glob("*.py"))
+    reference = AutoModelForCausalLM.from_pretrained(tmp_path / "lm").eval()
+    assert type(reference) is OpenAIGPTLMHeadModel
+    input_ids = torch.randint(0, VOCAB, (2, 11))
+    with torch.no_grad():
+        torch.testing.assert_close(reference(input_ids).logits, model(input_ids).logits, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="GPT1OriginsDoubleHeadsModel has no class in transformers with its heads"):
+        GPT1OriginsDoubleHeadsModel(model.config).save_transformers_format(tmp_path / "heads")
+    assert not (tmp_path / "heads").exists()
+
+
+def test_double_heads_folder_of_conv1d_weights_loads_and_saves_linear(tmp_path):
+    """transformers' double-heads folder (Conv1D) loads; saved again it holds nn.Linear weights, marked "linear"."""
+    torch.manual_seed(0)
+    OpenAIGPTDoubleHeadsModel(openai_config()).save_pretrained(tmp_path / "theirs")
+    model = GPT1OriginsDoubleHeadsModel.from_pretrained(tmp_path / "theirs").eval()
+    assert type(model.transformer.h[0].mlp.c_fc) is torch.nn.Linear and model.config.weight_layout == "linear"
+    model.save_pretrained(tmp_path / "ours")
+    assert json.loads((tmp_path / "ours" / "config.json").read_text())["weight_layout"] == "linear"
+    again = GPT1OriginsDoubleHeadsModel.from_pretrained(tmp_path / "ours").eval()
+    input_ids, mc_token_ids = torch.randint(0, VOCAB, (2, 3, 15)), torch.randint(0, 15, (2, 3))
+    with torch.no_grad():
+        expected = model(input_ids, mc_token_ids=mc_token_ids).logits
+        torch.testing.assert_close(again(input_ids, mc_token_ids=mc_token_ids).logits, expected, atol=0, rtol=0)
+
+
+def test_bad_weight_layout_is_an_error():
+    with pytest.raises(ValueError, match=r"`weight_layout` must be one of 'linear', 'conv1d'.*got 'linear '"):
+        GPT1OriginsConfig(weight_layout="linear ")
 
 
 def test_lm_checkpoint_loads_into_double_heads_with_new_task_head(tmp_path):

@@ -17,6 +17,7 @@ from causal_lm_checks import (
     check_static_cache_decode,
     check_tied_embedding_gradient,
     check_trainer_gradient_accumulation,
+    in_transformers_layout,
     left_pad,
     random_ids,
 )
@@ -32,6 +33,7 @@ from transformers import (
 import modeling_gpt2
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, GPT2OriginsModel
 from modeling_gpt2.compat import cache_of
+from modeling_gpt2.loading import CONV1D_PROJECTIONS
 
 
 def tiny_config(**overrides) -> GPT2OriginsConfig:
@@ -96,7 +98,9 @@ def test_training_step_parity_with_transformers(reference_folder):
     assert_close(actual.loss, expected.loss, atol=1e-5, rtol=1e-5)
     reference_grads = dict(reference.named_parameters())
     for name, param in ours.named_parameters():
-        assert_close(param.grad, reference_grads[name].grad, atol=1e-6, rtol=1e-4, msg=name)
+        assert_close(
+            in_transformers_layout(name, param.grad), reference_grads[name].grad, atol=1e-6, rtol=1e-4, msg=name
+        )
 
 
 def _saved_keys(folder):
@@ -114,16 +118,59 @@ def test_parity_of_greedy_generation_with_transformers(reference_folder):
     assert torch.equal(ours.generate(ids, **kwargs), reference.generate(ids, **kwargs))
 
 
-def test_our_checkpoint_loads_into_transformers(tmp_path):
-    """The other direction: our saved weights are transformers' layout, so GPT2LMHeadModel reads them as they are."""
-    ours = build(GPT2OriginsLMHeadModel, tiny_config())
-    ours.save_pretrained(tmp_path)
-    reference_config = GPT2Config(**{k: getattr(ours.config, k) for k in ("vocab_size", "n_positions", "n_embd")})
-    reference_config.n_layer, reference_config.n_head = ours.config.n_layer, ours.config.n_head
-    reference = GPT2LMHeadModel.from_pretrained(tmp_path, config=reference_config).eval()
+def test_our_folder_in_transformers_format_loads_into_transformers(tmp_path):
+    """The other direction: `save_transformers_format` writes transformers' own GPT-2 folder (its config, Conv1D
+    weights, no code), which GPT2LMHeadModel and AutoModelForCausalLM read without gpt-origins."""
+    ours = build(GPT2OriginsLMHeadModel, tiny_config()).eval()
+    ours.save_transformers_format(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["model_type"] == "gpt2" and "auto_map" not in saved and "weight_layout" not in saved
+    assert not list(tmp_path.glob("*.py")) and "lm_head.weight" not in _saved_keys(tmp_path)
+    reference = GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    assert type(AutoModelForCausalLM.from_pretrained(tmp_path)) is GPT2LMHeadModel
     ids = random_ids(ours.config, 2, 9)
     with torch.no_grad():
         assert_close(reference(ids).logits, ours(ids).logits, atol=1e-5, rtol=1e-5)
+    base = GPT2OriginsModel(tiny_config()).eval()
+    base.save_transformers_format(tmp_path / "base")
+    with torch.no_grad():
+        expected = base(ids).last_hidden_state
+        assert_close(AutoModel.from_pretrained(tmp_path / "base")(ids).last_hidden_state, expected)
+
+
+def test_layers_are_linear_and_every_layout_loads(reference_folder, tmp_path):
+    """nn.Linear projections; transformers' Conv1D folder, a folder of ours from before nn.Linear (no
+    `weight_layout`, Conv1D weights) and a new one (linear) all load to the same model; a new folder stores
+    nn.Linear's (out, in) weights, the state dict as it is (Trainer reloads its checkpoints with load_state_dict)."""
+    from safetensors.torch import load_file
+
+    ours = GPT2OriginsLMHeadModel.from_pretrained(reference_folder).eval()
+    assert all(type(ours.get_submodule(f"transformer.h.0.{name}")) is torch.nn.Linear for name in CONV1D_PROJECTIONS)
+    assert ours.config.weight_layout == "linear"
+    ours.save_pretrained(tmp_path / "new")
+    assert json.loads((tmp_path / "new" / "config.json").read_text())["weight_layout"] == "linear"
+    stored = load_file(tmp_path / "new" / "model.safetensors")
+    state = ours.state_dict()
+    assert all(torch.equal(stored[key], state[key]) for key in stored)
+    # A folder saved before the change: Conv1D weights, no `weight_layout` in its config.
+    old = tmp_path / "old"
+    ours.config.weight_layout = "conv1d"
+    ours.save_pretrained(old)
+    ours.config.weight_layout = "linear"
+    config = json.loads((old / "config.json").read_text())
+    assert load_file(old / "model.safetensors")["transformer.h.0.attn.c_attn.weight"].shape == (64, 192)
+    del config["weight_layout"]
+    (old / "config.json").write_text(json.dumps(config))
+    ids = random_ids(ours.config, 2, 9)
+    with torch.no_grad():
+        expected = ours(ids).logits
+        for folder in (reference_folder, old, tmp_path / "new"):
+            assert_close(GPT2OriginsLMHeadModel.from_pretrained(folder).eval()(ids).logits, expected, atol=0, rtol=0)
+
+
+def test_bad_weight_layout_is_an_error():
+    with pytest.raises(ValueError, match=r"`weight_layout` must be one of 'linear', 'conv1d'.*got 'Conv1D'"):
+        tiny_config(weight_layout="Conv1D")
 
 
 # --- shared equivalence checks ------------------------------------------------------------------------------------

@@ -624,6 +624,12 @@ CONFIG_CASES = [
         GPT1,
     ),
     Case(
+        "config-unknown-weight-layout",
+        config(weight_layout="transposed"),
+        ValueError,
+        r"`weight_layout` must be one of 'linear', 'conv1d' \(how the projection weights are stored\), got 'transp",
+    ),
+    Case(
         "config-zero-loss-chunk-size",
         config(loss_chunk_size=0),
         ValueError,

@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+from causal_lm_checks import in_transformers_layout
 from torch.testing import assert_close
 from transformers import (
     DataCollatorWithFlattening,
@@ -27,7 +28,8 @@ DROPOUT_OFF = dict(resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
 
 def pair(family: str, **fields):
-    """Our LM and transformers' with the same weights (the layouts are the same), eager attention, in eval mode."""
+    """Our LM and transformers' with the same weights (its projections in its Conv1D layout), eager attention, in eval
+    mode."""
     torch.manual_seed(0)
     if family == "gpt2":
         ours = GPT2OriginsLMHeadModel(GPT2OriginsConfig(**SIZES, **DROPOUT_OFF, **fields))
@@ -35,7 +37,7 @@ def pair(family: str, **fields):
     else:
         ours = GPT1OriginsLMHeadModel(GPT1OriginsConfig(**SIZES, **DROPOUT_OFF, **fields))
         theirs = OpenAIGPTLMHeadModel(OpenAIGPTConfig(**SIZES, **DROPOUT_OFF, **fields))
-    theirs.load_state_dict(ours.state_dict(), strict=False)
+    theirs.load_state_dict({k: in_transformers_layout(k, v) for k, v in ours.state_dict().items()}, strict=False)
     ours.set_attn_implementation("eager")
     theirs.set_attn_implementation("eager")
     return ours.eval(), theirs.eval()
