@@ -7,19 +7,28 @@ faster for speeds, < 1 is leaner for memory):
 
 - `train`: a training step (forward with labels, backward, AdamW step), tokens/s and model FLOPs utilisation;
 - `forward`: an inference forward over the whole sequence, tokens/s;
-- `generate`: greedy `generate()` of `--new_tokens` tokens at batch 1 and 8 (`--generate_batches`), new tokens/s;
-  at batch 1 also the fraction of the bound that memory bandwidth sets (every weight read once per token);
+- `generate`: greedy `generate()` at batch 1 and 8 (`--generate_batches`), new tokens/s after the prompt (the time
+  of `--new_tokens` tokens less the time of the first, which holds the prompt's forward); at batch 1 also each
+  model's share of its own matrix-vector bound: the time its projections and LM head (the modules, as the model calls
+  them) take for one token's (1, in) inputs, measured in the same run;
+- perplexity (with `--eval_file` and `--model_path`): each model's on that text, in blocks of the context;
 - `train_memory`: the peak memory a training step adds to the model, its gradients and optimizer state (CUDA:
   allocator peak; CPU: growth of the peak RSS, reset before the step, in a fresh subprocess holding only that model).
 
-Each runs in fp32 and under bf16 autocast (`--dtypes`). The machine's own limits are measured before and after the
-cases, and the better of the two counts: peak matmul FLOP/s (fp32, bf16) and memory read bandwidth. Results: a table
-on stdout, `benchmark.json` and `benchmark.png` in `--output_dir`.
+Each runs in fp32 and under bf16 autocast (`--dtypes`). `--variants` adds CPU inference forms of our model to the
+generate and perplexity cases: `int8` (torch's dynamic int8 quantisation of every nn.Linear,
+`torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)`) and `onednn` (fp32 with the
+weights packed for oneDNN, `torch.utils.mkldnn.to_mkldnn(model)`); each is compared with transformers' fp32 model.
+`--model_path` measures a trained folder of ours (its config, weights and tokenizer) instead of random weights of
+`--preset`. The machine's own limits are measured before and after the cases, and the better of the two counts:
+peak matmul FLOP/s (fp32, bf16) and memory read bandwidth. Results: a table on stdout, `benchmark.json` and
+`benchmark.png` in `--output_dir`.
 
     python -m recipes.benchmark                                   # 124M GPT-2 and GPT-1, sequence 128/512/1024
     python -m recipes.benchmark --device cuda --dtypes bf16 --seq_lens 1024 --attn_implementation sdpa
     python -m recipes.benchmark --preset tiny --seq_lens 32 --repeats 2   # a smoke run in seconds
     python -m recipes.benchmark --models gpt1 --cases generate --generate_batches 1 --new_tokens 32   # one case
+    python -m recipes.benchmark --model_path runs/pretrain-gpt2 --variants int8 onednn --eval_file held_out.txt
 
 `--cases` picks among train, forward, generate and memory; each row is printed as soon as it is measured. The runs
 recorded in docs/BENCHMARKS.md are run configs: `python -m recipes.benchmark --config benchmark-gpt2-fp32` (also
@@ -31,8 +40,10 @@ transformers' GPT-1 (OpenAIGPTLMHeadModel) has no KV cache: its `generate()` rec
 if __name__ == "__main__" and not __package__:  # a script path: `python recipes/benchmark.py`
     from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
 
+import copy
 import dataclasses
 import json
+import math
 import multiprocessing
 import platform
 import resource
@@ -43,19 +54,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+from torch.utils import mkldnn as mkldnn_utils
 from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel
+from transformers.pytorch_utils import Conv1D
 
 from modeling_gpt2.loading import CONV1D_PROJECTIONS  # the same names in both families
 
 from .arguments import at_least, parse_arguments
 from .errors import RecipeError, exit_with_error
-from .families import MODEL_FAMILIES
+from .families import MODEL_FAMILIES, family_of, load_causal_lm, load_tokenizer_for
 from .options import option
 
 PROG = "python -m recipes.benchmark"
 # Fields both configs share (same names in transformers' GPT2Config / OpenAIGPTConfig and ours).
 SHARED_FIELDS = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "layer_norm_epsilon")
 CASES = ["train", "forward", "generate", "memory"]
+VARIANTS = ["int8", "onednn"]
 DTYPES = ["fp32", "bf16"]
 # transformers' own model of each family: config class, LM class, and the config fields that make it ours.
 REFERENCES = {
@@ -64,18 +79,30 @@ REFERENCES = {
 }
 
 
+NO_DROPOUT = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}  # dropout would make the work differ
+
+
+def reference_config_of(family: str, config):
+    """transformers' config of the same architecture as our `config`, dropout off."""
+    reference_config_class, _, fields = REFERENCES[family]
+    return reference_config_class(**{k: getattr(config, k) for k in SHARED_FIELDS}, **fields, **NO_DROPOUT)
+
+
 def _configs(family: str, preset: str, vocab_size: int | None):
-    """(our config, transformers' config, our class, transformers' class) of one size, dropout off (it would make
-    the work differ)."""
-    no_dropout = {"resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
-    overrides = {**no_dropout, **({"vocab_size": vocab_size} if vocab_size else {})}
+    """(our config, transformers' config, our class, transformers' class) of one size, dropout off."""
+    overrides = {**NO_DROPOUT, **({"vocab_size": vocab_size} if vocab_size else {})}
     if family == "gpt1" and preset == "124M":
         preset = "gpt1"  # GPT-1 is the same 12 x 768 size
     ours = MODEL_FAMILIES[family]
     config = ours.config_class.from_preset(preset, **overrides)
-    reference_config_class, reference_class, fields = REFERENCES[family]
-    reference_config = reference_config_class(**{k: getattr(config, k) for k in SHARED_FIELDS}, **fields, **no_dropout)
-    return config, reference_config, ours.lm_class, reference_class
+    return config, reference_config_of(family, config), ours.lm_class, REFERENCES[family][1]
+
+
+def _reference_class_built(reference_class, reference_config, attn_implementation: str):
+    try:
+        return reference_class._from_config(reference_config, attn_implementation=attn_implementation)
+    except ValueError:  # transformers' GPT-1 has eager attention only: the reference runs what it has
+        return reference_class._from_config(reference_config, attn_implementation="eager")
 
 
 def build_one(family: str, preset: str, attn_implementation: str, vocab_size: int | None, which: str):
@@ -83,24 +110,80 @@ def build_one(family: str, preset: str, attn_implementation: str, vocab_size: in
     config, reference_config, ours_class, reference_class = _configs(family, preset, vocab_size)
     if which == "ours":
         return ours_class._from_config(config, attn_implementation=attn_implementation)
-    try:
-        return reference_class._from_config(reference_config, attn_implementation=attn_implementation)
-    except ValueError:  # transformers' GPT-1 has eager attention only: the reference runs what it has
-        return reference_class._from_config(reference_config, attn_implementation="eager")
+    return _reference_class_built(reference_class, reference_config, attn_implementation)
 
 
-def build_pair(family: str, preset: str, attn_implementation: str, vocab_size: int | None):
-    """(ours, reference) with identical weights, in eval mode."""
+def copy_weights(source, target, transpose: bool):
+    """`source`'s weights into `target` (the same names); `transpose` turns the projections from Conv1D's (in, out)
+    into nn.Linear's (out, in) or back. The tied LM head is not stored: tied again."""
+    projections = tuple(f"{name}.weight" for name in CONV1D_PROJECTIONS)
+    state = {
+        key: value.T if transpose and key.endswith(projections) else value
+        for key, value in source.state_dict().items()
+    }
+    missing, unexpected = target.load_state_dict(state, strict=False)
+    if unexpected or any(not name.startswith("lm_head") for name in missing):
+        raise RecipeError(f"Weights do not map one to one: missing {missing}, unexpected {unexpected}.")
+    target.tie_weights()
+
+
+def build_pair(family: str, preset: str, attn_implementation: str, vocab_size: int | None, model_path=None):
+    """(ours, reference) with identical weights, in eval mode: random weights of `preset`, or the trained folder of
+    ours at `model_path` (transformers' model gets its weights)."""
     torch.manual_seed(0)
+    if model_path is not None:
+        ours = load_causal_lm(model_path, attn_implementation=attn_implementation)
+        for module in ours.modules():  # dropout off, as in transformers' model built below
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        reference_class = REFERENCES[family][1]
+        reference = _reference_class_built(
+            reference_class, reference_config_of(family, ours.config), attn_implementation
+        )
+        copy_weights(ours, reference, transpose=True)
+        return ours.eval(), reference.eval()
     reference = build_one(family, preset, attn_implementation, vocab_size, "reference")
     ours = build_one(family, preset, attn_implementation, vocab_size, "ours")
-    projections = tuple(f"{name}.weight" for name in CONV1D_PROJECTIONS)  # Conv1D (in, out) -> nn.Linear (out, in)
-    state = {key: value.T if key.endswith(projections) else value for key, value in reference.state_dict().items()}
-    missing, unexpected = ours.load_state_dict(state, strict=False)
-    if unexpected or any(not name.startswith("lm_head") for name in missing):  # the tied head is not stored
-        raise RecipeError(f"Weights do not map one to one: missing {missing}, unexpected {unexpected}.")
-    ours.tie_weights()
+    copy_weights(reference, ours, transpose=True)  # Conv1D (in, out) -> nn.Linear (out, in)
     return ours.eval(), reference.eval()
+
+
+def build_variant(name: str, model):
+    """A CPU inference form of our model (a copy; `model` stays as it is): "int8", torch's dynamic int8 quantisation
+    of every nn.Linear (weights int8 per tensor, activations quantised per call), or "onednn", fp32 weights packed for
+    oneDNN's matrix products. Both are one line of torch, as a user would write it."""
+    model = copy.deepcopy(model).eval()
+    if name == "int8":
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with torch.no_grad():
+        return mkldnn_utils.to_mkldnn(model)
+
+
+# The modules that multiply by a weight matrix in a decoding step: ours (nn.Linear, and its int8 and oneDNN forms)
+# and transformers' (Conv1D in the blocks, nn.Linear for the LM head).
+PROJECTION_TYPES = (torch.nn.Linear, Conv1D, DynamicInt8Linear, mkldnn_utils.MkldnnLinear)
+
+
+def _in_features(module) -> int:
+    if isinstance(module, Conv1D):
+        return module.weight.shape[0]  # (in, out)
+    if isinstance(module, mkldnn_utils.MkldnnLinear):
+        return module.weight.size(1)  # (out, in), an mkldnn tensor
+    return module.in_features
+
+
+def matvec_bound(model, device: torch.device):
+    """A function that runs each projection and the LM head of `model` once on a (1, in) input, as a decoding step at
+    batch 1 does: its time is the bound that reading the weights sets for this model's own matrix products here."""
+    layers = [module for module in model.modules() if isinstance(module, PROJECTION_TYPES)]
+    inputs = [torch.randn(1, _in_features(layer), device=device) for layer in layers]
+
+    def products():
+        with torch.inference_mode():
+            for layer, x in zip(layers, inputs):
+                layer(x)
+
+    return products
 
 
 def synchronize(device: torch.device):
@@ -165,14 +248,27 @@ def autocast(device, dtype: str):
     return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
 
 
-def speed_cases(models: dict, config, device, dtype, seq_len, args):
-    """Rows of one (family, dtype, seq_len): train and forward tokens/s, generation new tokens/s at each of
-    `args.generate_batches` (the cases in `args.measured_cases`)."""
+def measure_alternately(functions: dict, warmup: int, repeats: int) -> dict[str, float]:
+    """The median of what each function returns (seconds it measured itself); the functions take turns."""
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    measured = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            measured[name].append(function())
+    return {name: statistics.median(values) for name, values in measured.items()}
+
+
+def speed_cases(models: dict, config, device, dtype, seq_len, args, variants: dict | None = None):
+    """Rows of one (family, dtype, seq_len): train and forward tokens/s of `models` (ours, reference), generation new
+    tokens/s at each of `args.generate_batches` of them and of `variants` (the cases in `args.measured_cases`)."""
     batch_size, new_tokens, warmup, repeats = args.batch_size, args.new_tokens, args.warmup, args.repeats
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), generator=generator).to(device)
     rows = []
-    optimizers = {name: adamw(model, device) for name, model in models.items()}
+    cases = args.measured_cases
+    optimizers = {name: adamw(model, device) for name, model in models.items()} if "train" in cases else {}
 
     def train_step(name):
         model, optimizer = models[name], optimizers[name]
@@ -188,11 +284,11 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args):
         speeds = {f"{name}_tokens_per_s": tokens / s for name, s in seconds.items()}
         return {"case": case, "seq_len": length, "batch_size": batch, **extra, **speeds}
 
-    cases = args.measured_cases
     if "train" in cases:
         seconds = time_alternately({n: (lambda n=n: train_step(n)) for n in models}, device, warmup, repeats)
         flops = training_flops_per_token(config, seq_len)  # for the MFU (`add_utilisation`)
         rows.append(row("train", seconds, batch_size * seq_len, flops_per_token=flops))
+        optimizers.clear()
 
     def forward(name):
         models[name].eval()
@@ -203,29 +299,65 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args):
         seconds = time_alternately({n: (lambda n=n: forward(n)) for n in models}, device, warmup, repeats)
         rows.append(row("forward", seconds, batch_size * seq_len))
 
+    decoders = {**models, **(variants or {})}
     prompt_len = max(1, min(seq_len, config.n_positions - new_tokens))
-    weight_bytes = sum(p.numel() for p in models["ours"].parameters()) * (2 if dtype == "bf16" else 4)
     for generate_batch in args.generate_batches if "generate" in cases else ():
         prompt = ids[:1, :prompt_len].expand(generate_batch, -1).contiguous()
 
-        def generate(name, prompt=prompt):
-            models[name].eval()
+        def generate_seconds(model, count: int, prompt=prompt) -> float:
+            start = time.perf_counter()
             with torch.inference_mode(), autocast(device, dtype):
-                models[name].generate(
+                model.generate(
                     prompt,
                     attention_mask=torch.ones_like(prompt),
-                    max_new_tokens=new_tokens,
-                    min_new_tokens=new_tokens,
+                    max_new_tokens=count,
+                    min_new_tokens=count,
                     do_sample=False,
                     pad_token_id=0,
                 )
+            synchronize(device)
+            return time.perf_counter() - start
 
-        seconds = time_alternately({n: (lambda n=n: generate(n)) for n in models}, device, 1, max(1, repeats // 2))
-        # At batch 1 each new token reads every weight once: weight_bytes sets the bound (`add_utilisation`).
-        extra = {"weight_bytes": weight_bytes} if generate_batch == 1 else {}
-        tokens = generate_batch * new_tokens
-        rows.append(row(f"generate_b{generate_batch}", seconds, tokens, prompt_len, generate_batch, **extra))
+        def decode_seconds(name) -> float:
+            """Seconds per new token after the prompt: `new_tokens` tokens less the first (the prompt's forward)."""
+            model = decoders[name]
+            return (generate_seconds(model, new_tokens) - generate_seconds(model, 1)) / (new_tokens - 1)
+
+        seconds = measure_alternately({n: (lambda n=n: decode_seconds(n)) for n in decoders}, 1, max(1, repeats // 2))
+        extra = {}
+        if generate_batch == 1:
+            # Each model's own matrix-vector products for one token: the bound of its weights on this machine.
+            bounds = {n: matvec_bound(model, device) for n, model in decoders.items()}
+            bound_seconds = time_alternately(bounds, device, warmup=1, repeats=max(3, repeats))
+            extra = {f"{name}_bound_tokens_per_s": 1 / value for name, value in bound_seconds.items()}
+        # One new token per sequence per step.
+        rows.append(row(f"generate_b{generate_batch}", seconds, generate_batch, prompt_len, generate_batch, **extra))
+        for name in decoders if generate_batch == 1 else ():
+            rows[-1][f"{name}_bound_fraction"] = (
+                rows[-1][f"{name}_tokens_per_s"] / rows[-1][f"{name}_bound_tokens_per_s"]
+            )
     return rows
+
+
+def perplexity_row(models: dict, config, tokenizer, args, device) -> dict:
+    """Each model's perplexity on `args.eval_file`: its first `args.eval_tokens` tokens in blocks of the context,
+    every next-token loss counted once."""
+    text = Path(args.eval_file).read_text(encoding="utf-8")
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: args.eval_tokens]
+    blocks = [ids[i : i + config.n_positions] for i in range(0, len(ids), config.n_positions)]
+    blocks = [block for block in blocks if len(block) > 1]
+    if not blocks:
+        raise RecipeError(f"--eval_file {args.eval_file!r} holds {len(ids)} token(s): perplexity needs at least 2.")
+    row = {"case": "perplexity", "seq_len": config.n_positions, "batch_size": 1, "eval_tokens": len(ids)}
+    for name, model in models.items():
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for block in blocks:
+                tensor = torch.tensor([block], device=device)
+                total += float(model(input_ids=tensor, labels=tensor).loss) * (len(block) - 1)
+                count += len(block) - 1
+        row[f"{name}_perplexity"] = math.exp(total / count)
+    return row
 
 
 def _rss_bytes(field: str) -> int | None:
@@ -295,25 +427,32 @@ def train_memory(args, family, dtype, seq_len, device) -> dict:
 
 
 def add_utilisation(rows: list[dict], limits: dict[str, float]):
-    """Model FLOPs utilisation of the training rows against the peak matmul rate of their dtype, and for batch-1
-    generation the fraction of the bound that reading every weight once per token at the read bandwidth sets."""
+    """Model FLOPs utilisation of the training rows against the peak matmul rate of their dtype."""
     for row in rows:
         if "flops_per_token" in row:
             peak = limits[f"matmul_flops_{row['dtype']}"]
             for name in ("ours", "reference"):
                 row[f"{name}_mfu"] = row[f"{name}_tokens_per_s"] * row["flops_per_token"] / peak
-        if "weight_bytes" in row:
-            bound = limits["read_bandwidth"] / row["weight_bytes"]  # tokens/s
-            for name in ("ours", "reference"):
-                row[f"{name}_bandwidth_fraction"] = row[f"{name}_tokens_per_s"] / bound
         add_ratios(row)
 
 
+RATIO_METRICS = ("tokens_per_s", "bytes", "perplexity")
+
+
 def add_ratios(row: dict):
-    for key in [k for k in row if k.startswith("ours_")]:
-        reference = row.get("reference_" + key.removeprefix("ours_"))
-        if reference:
-            row["ratio_" + key.removeprefix("ours_")] = row[key] / reference
+    """ours / reference for each metric; a variant (ours_int8_...) against transformers' fp32 model (speeds) and
+    against our fp32 model (perplexity)."""
+    for metric in RATIO_METRICS:
+        reference = row.get(f"reference_{metric}")
+        if reference and f"ours_{metric}" in row:
+            row[f"ratio_{metric}"] = row[f"ours_{metric}"] / reference
+        for variant in VARIANTS:
+            value = row.get(f"ours_{variant}_{metric}")
+            if value is None:
+                continue
+            base = row[f"ours_{metric}"] if metric == "perplexity" else reference
+            if base:
+                row[f"ratio_{variant}_{metric}"] = value / base
 
 
 def print_table(rows: list[dict], header: bool = True):
@@ -322,7 +461,7 @@ def print_table(rows: list[dict], header: bool = True):
         print(title)
         print("-" * len(title))
     for row in rows:
-        key = "bytes" if row["case"] == "train_memory" else "tokens_per_s"
+        key = {"train_memory": "bytes", "perplexity": "perplexity"}.get(row["case"], "tokens_per_s")
         unit = (lambda v: f"{v / 2**20:,.0f} MiB") if key == "bytes" else (lambda v: f"{v:,.1f}")
         ratio = row.get(f"ratio_{key}")
         print(
@@ -331,6 +470,17 @@ def print_table(rows: list[dict], header: bool = True):
             f"{'' if ratio is None else f'{ratio:.2f}x':>7}",
             flush=True,
         )
+        share = row.get("ours_bound_fraction")
+        if share is not None:
+            print(f"{'':38}ours at {share:.0%} of its matrix-vector bound ({row['ours_bound_tokens_per_s']:,.1f}/s)")
+        for variant in VARIANTS:
+            if f"ours_{variant}_{key}" in row:
+                against = "our fp32" if key == "perplexity" else "transformers"
+                line = f"{'':38}{variant}: {unit(row[f'ours_{variant}_{key}'])}, "
+                line += f"{row[f'ratio_{variant}_{key}']:.2f}x {against}"
+                if f"ours_{variant}_bound_fraction" in row:
+                    line += f", {row[f'ours_{variant}_bound_fraction']:.0%} of its bound"
+                print(line, flush=True)
 
 
 def save_chart(rows: list[dict], path: Path):
@@ -374,27 +524,37 @@ def run(args) -> dict:
     limits = machine_limits(device, args.repeats)
     rows, attention = [], {}
     for family in args.models:
-        ours, reference = build_pair(family, args.preset, args.attn_implementation, args.vocab_size)
+        ours, reference = build_pair(family, args.preset, args.attn_implementation, args.vocab_size, args.model_path)
         models = {"ours": ours.to(device), "reference": reference.to(device)}
+        variants = {f"ours_{name}": build_variant(name, ours) for name in args.variants}
         config = ours.config
         attention[family] = {
             "ours": ours.config._attn_implementation,
             "reference": reference.config._attn_implementation,
         }
+        new_rows = []
         for seq_len in args.seq_lens:
             if seq_len > config.n_positions:
                 print(f"{family}: sequence {seq_len} exceeds n_positions={config.n_positions}: skipped")
                 continue
             for dtype in args.dtypes:
-                new_rows = speed_cases(models, config, device, dtype, seq_len, args)
+                measured = speed_cases(
+                    models, config, device, dtype, seq_len, args, variants if dtype == "fp32" else None
+                )
                 if "memory" in args.measured_cases:
-                    new_rows.append(train_memory(args, family, dtype, seq_len, device))
-                for row in new_rows:
-                    row.update(family=family, dtype=dtype)
-                    add_ratios(row)
-                    print_table([row], header=not rows)  # progress: a 124M run on CPUs takes a while
-                    rows.append(row)
-        del models, ours, reference
+                    measured.append(train_memory(args, family, dtype, seq_len, device))
+                new_rows += [{**row, "dtype": dtype} for row in measured]
+        if args.eval_file is not None:
+            tokenizer = load_tokenizer_for(args.model_path)
+            new_rows.append(
+                {**perplexity_row({**models, **variants}, config, tokenizer, args, device), "dtype": "fp32"}
+            )
+        for row in new_rows:
+            row["family"] = family
+            add_ratios(row)
+            print_table([row], header=not rows)  # progress: a 124M run on CPUs takes a while
+            rows.append(row)
+        del models, variants, ours, reference
     # The machine's speed drifts over a long run (a shared host): its limits are measured again at the end and the
     # better of the two is the peak that utilisation is measured against.
     end_limits = machine_limits(device, args.repeats)
@@ -429,10 +589,21 @@ class BenchmarkArguments:
     cases: list[str] = option(CASES, f"what to measure: {', '.join(CASES)}")
     generate_batches: list[int] = option([1, 8], "batch sizes of the generate case")
     skip_memory: bool = option(False, "the same as leaving memory out of --cases")
+    variants: list[str] = option(
+        [], f"CPU inference forms of ours, also in generate and perplexity: {', '.join(VARIANTS)}"
+    )
+    model_path: str | None = option(None, "a trained folder of ours to measure instead of --preset's random weights")
+    eval_file: str | None = option(None, "a text file: each model's perplexity on it (needs --model_path)")
+    eval_tokens: int = option(16384, "of --eval_file's tokens, at most")
     output_dir: str = option("runs/benchmark", "benchmark.json and benchmark.png go here")
 
     def __post_init__(self):
-        for name, known in (("models", list(MODEL_FAMILIES)), ("dtypes", DTYPES), ("cases", CASES)):
+        for name, known in (
+            ("models", list(MODEL_FAMILIES)),
+            ("dtypes", DTYPES),
+            ("cases", CASES),
+            ("variants", VARIANTS),
+        ):
             unknown = [value for value in getattr(self, name) if value not in known]
             if unknown:
                 raise ValueError(f"--{name} takes {', '.join(known)}, got {', '.join(map(repr, unknown))}")
@@ -443,14 +614,33 @@ class BenchmarkArguments:
         for name in ("seq_lens", "generate_batches"):
             if min(getattr(self, name)) < 1:
                 raise ValueError(f"--{name} must be at least 1 each, got {getattr(self, name)}")
-        for name in ("batch_size", "new_tokens", "repeats", "vocab_size"):
+        for name in ("batch_size", "repeats", "vocab_size"):
             at_least(name, getattr(self, name), 1)
+        at_least("new_tokens", self.new_tokens, 2)  # the first new token holds the prompt's forward: not counted
+        at_least("eval_tokens", self.eval_tokens, 2)
         at_least("warmup", self.warmup, 0)
+        if self.variants and self.device != "cpu":
+            raise ValueError(
+                f"--variants {' '.join(self.variants)} are CPU inference forms; --device is {self.device!r}"
+            )
+        if self.eval_file is not None and self.model_path is None:
+            raise ValueError("--eval_file needs --model_path: the perplexity of random weights says nothing")
+        if self.eval_file is not None and not Path(self.eval_file).is_file():
+            raise ValueError(f"--eval_file {self.eval_file!r} is not a file")
+        if self.model_path is not None:
+            family = family_of(self.model_path).name  # a RecipeError naming the folder when it holds no model of ours
+            if family not in self.models:
+                raise ValueError(
+                    f"--model_path {self.model_path!r} holds a {family} model, not one of --models {self.models}"
+                )
+            self.models = [family]
 
     @property
     def measured_cases(self) -> list[str]:
-        """`--cases` less memory under `--skip_memory`."""
-        return [case for case in self.cases if not (self.skip_memory and case == "memory")]
+        """`--cases` less memory under `--skip_memory` or with `--model_path` (memory is measured on `--preset`'s
+        random weights, in a subprocess of their own)."""
+        skip = self.skip_memory or self.model_path is not None
+        return [case for case in self.cases if not (skip and case == "memory")]
 
 
 def main(argv=None):

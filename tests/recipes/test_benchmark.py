@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from modeling_gpt2 import GPT2OriginsConfig
+from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 from recipes import benchmark
 
 
@@ -36,9 +36,12 @@ def test_benchmark_end_to_end_on_a_tiny_config(tmp_path, capsys):
             for name in ("ours", "reference"):  # against the machine's reported peak (the better of start and end)
                 flops = row[f"{name}_tokens_per_s"] * row["flops_per_token"]
                 assert row[f"{name}_mfu"] == pytest.approx(flops / report["machine"]["matmul_flops_fp32"])
-        if row["case"] == "generate_b1":
-            bound = report["machine"]["read_bandwidth"] / row["weight_bytes"]
-            assert row["ours_bandwidth_fraction"] == pytest.approx(row["ours_tokens_per_s"] / bound)
+        if row["case"] == "generate_b1":  # each model against its own matrix-vector bound, measured in the run
+            for name in ("ours", "reference"):
+                bound = row[f"{name}_bound_tokens_per_s"]
+                assert bound > 0 and row[f"{name}_bound_fraction"] == pytest.approx(
+                    row[f"{name}_tokens_per_s"] / bound
+                )
     assert report["attention"]["gpt1"]["reference"] == "eager"  # transformers' GPT-1 has no sdpa
     saved = json.loads((tmp_path / "benchmark.json").read_text())
     assert saved["machine"]["matmul_flops_fp32"] > 0 and saved["machine"]["read_bandwidth"] > 0
@@ -77,7 +80,17 @@ TINY = ["--preset", "tiny", "--vocab_size", "97", "--seq_lens", "16", "--repeats
 BAD_OPTIONS = {
     "repeats": (["--repeats", "0"], "--repeats must be at least 1, got 0"),
     "batch_size": (["--batch_size", "0"], "--batch_size must be at least 1, got 0"),
-    "new_tokens": (["--new_tokens", "-1"], "--new_tokens must be at least 1, got -1"),
+    "new_tokens": (["--new_tokens", "1"], "--new_tokens must be at least 2, got 1"),
+    "variants": (["--variants", "int4"], "--variants takes int8, onednn, got 'int4'"),
+    "variants on cuda": (
+        ["--variants", "int8", "--device", "cuda"],
+        "--variants int8 are CPU inference forms; --device is 'cuda'",
+    ),
+    "eval_file without a model": (
+        ["--eval_file", "README.md"],
+        "--eval_file needs --model_path: the perplexity of random weights says nothing",
+    ),
+    "eval_tokens": (["--eval_tokens", "1"], "--eval_tokens must be at least 2, got 1"),
     "warmup": (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
     "vocab_size": (["--vocab_size", "0"], "--vocab_size must be at least 1, got 0"),
     "seq_lens": (["--seq_lens", "16", "0"], "--seq_lens must be at least 1 each, got [16, 0]"),
@@ -107,3 +120,51 @@ def test_skip_memory_leaves_the_options_as_parsed(tmp_path):
                              "--dtypes", "fp32", "--output_dir", str(tmp_path)])  # fmt: skip
     assert [row["case"] for row in report["rows"]] == ["forward"]
     assert report["settings"]["cases"] == ["forward", "memory"] and report["settings"]["skip_memory"] is True
+
+
+@pytest.fixture(scope="module")
+def trained_gpt2(tmp_path_factory):
+    """A small saved GPT-2 of ours with OpenAI's vocabulary (no tokenizer in its folder: the bundled one is used)."""
+    folder = tmp_path_factory.mktemp("gpt2_folder")
+    torch.manual_seed(0)
+    GPT2OriginsLMHeadModel(GPT2OriginsConfig.from_preset("tiny", n_positions=64)).save_pretrained(folder)
+    return folder
+
+
+def test_a_trained_folder_with_its_int8_and_onednn_forms(tmp_path, trained_gpt2):
+    """--model_path measures a saved folder (transformers' model gets its weights), --variants adds the int8 and
+    oneDNN forms to generation and perplexity, each against transformers' fp32 model; --eval_file gives
+    each model's perplexity on a held-out text."""
+    text = tmp_path / "held_out.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog. " * 30)
+    args = ["--model_path", str(trained_gpt2), "--variants", "int8", "onednn", "--eval_file", str(text)]
+    args += ["--seq_lens", "16", "--new_tokens", "3", "--repeats", "1", "--warmup", "0", "--dtypes", "fp32"]
+    report = benchmark.main([*args, "--generate_batches", "1", "--output_dir", str(tmp_path / "out")])
+    assert report["settings"]["models"] == ["gpt2"]  # the folder's family
+    rows = {row["case"]: row for row in report["rows"]}
+    assert set(rows) == {"train", "forward", "generate_b1", "perplexity"}  # memory: random weights only
+    generate = rows["generate_b1"]
+    for variant in ("int8", "onednn"):
+        speed = generate[f"ours_{variant}_tokens_per_s"]
+        assert generate[f"ratio_{variant}_tokens_per_s"] == pytest.approx(speed / generate["reference_tokens_per_s"])
+        assert 0 < generate[f"ours_{variant}_bound_fraction"]
+    perplexity = rows["perplexity"]
+    assert 290 < perplexity["eval_tokens"] < 310  # about 10 tokens per sentence, 30 times
+    assert perplexity["ours_perplexity"] == pytest.approx(perplexity["reference_perplexity"], rel=1e-4)
+    assert perplexity["ours_onednn_perplexity"] == pytest.approx(perplexity["ours_perplexity"], rel=1e-4)
+    assert perplexity["ratio_int8_perplexity"] == pytest.approx(
+        perplexity["ours_int8_perplexity"] / perplexity["ours_perplexity"]
+    )
+    assert abs(perplexity["ratio_int8_perplexity"] - 1) < 0.05
+
+
+def test_model_path_of_another_family_is_refused(tmp_path, capsys, trained_gpt2, monkeypatch):
+    monkeypatch.setattr(benchmark, "run", lambda args: pytest.fail("measured before the options were checked"))
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["--model_path", str(trained_gpt2), "--models", "gpt1", "--output_dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "holds a gpt2 model, not one of --models ['gpt1']" in capsys.readouterr().err
+    missing = tmp_path / "none.txt"
+    with pytest.raises(SystemExit):
+        benchmark.main(["--model_path", str(trained_gpt2), "--eval_file", str(missing), "--output_dir", str(tmp_path)])
+    assert f"--eval_file {str(missing)!r} is not a file" in capsys.readouterr().err
