@@ -5,9 +5,11 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 from recipes import benchmark
+from recipes.arguments import CONFIGS, parse_arguments
 
 
 @pytest.mark.parametrize("family", ["gpt2", "gpt1"])
@@ -168,3 +170,14 @@ def test_model_path_of_another_family_is_refused(tmp_path, capsys, trained_gpt2,
     with pytest.raises(SystemExit):
         benchmark.main(["--model_path", str(trained_gpt2), "--eval_file", str(missing), "--output_dir", str(tmp_path)])
     assert f"--eval_file {str(missing)!r} is not a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(path.stem for path in CONFIGS.glob("benchmark-*.yaml")))
+def test_every_benchmark_run_config_parses(name, trained_gpt2):
+    """The runs docs/BENCHMARKS.md records; those of a trained folder get a tiny one in its place."""
+    values = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    extra = ["--model_path", str(trained_gpt2)] if "model_path" in values else []
+    (args,) = parse_arguments([benchmark.BenchmarkArguments], ["--config", name, *extra])
+    for key, value in values.items():
+        if key != "model_path":
+            assert getattr(args, key) == value, key
