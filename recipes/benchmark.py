@@ -10,7 +10,7 @@ faster for speeds, < 1 is leaner for memory):
 - `generate`: greedy `generate()` at batch 1 and 8 (`--generate_batches`), new tokens/s after the prompt (the time
   of `--new_tokens` tokens less the time of the first, which holds the prompt's forward); at batch 1 also each
   model's share of its own matrix-vector bound: the time its projections and LM head (the modules, as the model calls
-  them) take for one token's (1, in) inputs, measured in the same run;
+  them) take for one token's (1, in) inputs, measured in turn with the decoding runs;
 - perplexity (with `--eval_file` and `--model_path`): each model's on that text, in blocks of the context;
 - `train_memory`: the peak memory a training step adds to the model, its gradients and optimizer state (CUDA:
   allocator peak; CPU: growth of the peak RSS, reset before the step, in a fresh subprocess holding only that model).
@@ -323,13 +323,20 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args, variants: di
             model = decoders[name]
             return (generate_seconds(model, new_tokens) - generate_seconds(model, 1)) / (new_tokens - 1)
 
-        seconds = measure_alternately({n: (lambda n=n: decode_seconds(n)) for n in decoders}, 1, max(1, repeats // 2))
-        extra = {}
+        functions = {n: (lambda n=n: decode_seconds(n)) for n in decoders}
         if generate_batch == 1:
-            # Each model's own matrix-vector products for one token: the bound of its weights on this machine.
-            bounds = {n: matvec_bound(model, device) for n, model in decoders.items()}
-            bound_seconds = time_alternately(bounds, device, warmup=1, repeats=max(3, repeats))
-            extra = {f"{name}_bound_tokens_per_s": 1 / value for name, value in bound_seconds.items()}
+            # Each model's own matrix-vector products for one token, the bound of its weights on this machine, taken
+            # in turn with the decoding runs (the machine's speed drifts): the median of 5 calls per round.
+            for name, model in decoders.items():
+                products = matvec_bound(model, device)
+                functions[f"{name}_bound"] = lambda products=products: statistics.median(
+                    time_alternately({"products": products}, device, warmup=0, repeats=1)["products"] for _ in range(5)
+                )
+        measured = measure_alternately(functions, 1, max(1, repeats // 2))
+        seconds = {name: measured[name] for name in decoders}
+        extra = {
+            f"{name}_bound_tokens_per_s": 1 / measured[f"{name}_bound"] for name in decoders if generate_batch == 1
+        }
         # One new token per sequence per step.
         rows.append(row(f"generate_b{generate_batch}", seconds, generate_batch, prompt_len, generate_batch, **extra))
         for name in decoders if generate_batch == 1 else ():
