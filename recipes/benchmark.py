@@ -634,13 +634,6 @@ class BenchmarkArguments:
             raise ValueError("--eval_file needs --model_path: the perplexity of random weights says nothing")
         if self.eval_file is not None and not Path(self.eval_file).is_file():
             raise ValueError(f"--eval_file {self.eval_file!r} is not a file")
-        if self.model_path is not None:
-            family = family_of(self.model_path).name  # a RecipeError naming the folder when it holds no model of ours
-            if family not in self.models:
-                raise ValueError(
-                    f"--model_path {self.model_path!r} holds a {family} model, not one of --models {self.models}"
-                )
-            self.models = [family]
 
     @property
     def measured_cases(self) -> list[str]:
@@ -650,9 +643,23 @@ class BenchmarkArguments:
         return [case for case in self.cases if not (skip and case == "memory")]
 
 
+def resolve_model_path(args) -> None:
+    """`--model_path`'s family becomes `--models`; a folder of another family than `--models` names, or no model of
+    ours, is a RecipeError naming it (read when the run starts, not when a run config is parsed)."""
+    if args.model_path is None:
+        return
+    family = family_of(args.model_path).name
+    if family not in args.models:
+        raise RecipeError(
+            f"--model_path {args.model_path!r} holds a {family} model, not one of --models {args.models}"
+        )
+    args.models = [family]
+
+
 def main(argv=None):
     (args,) = parse_arguments([BenchmarkArguments], argv, prog=PROG, description=__doc__)
     try:
+        resolve_model_path(args)
         report = run(args)
     except RecipeError as error:
         exit_with_error(PROG, error)
