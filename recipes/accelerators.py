@@ -7,6 +7,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, GradientAccumulationPlugin, is_torch_xla_available
 
+from .errors import RecipeError
+
 
 def has_accelerator() -> bool:
     if is_torch_xla_available():
@@ -22,12 +24,22 @@ def build_accelerator(options, output_dir: Path, steps_cross_epochs: bool, torch
     `steps_cross_epochs`: the optimizer steps every `gradient_accumulation_steps` micro-batches also across epoch
     ends, so a step is always the same amount of data (pre-training); otherwise the last micro-batches of an epoch make
     a step of their own, and every epoch ends on a step (fine-tuning, which evaluates per epoch).
+    A launch config for DeepSpeed (`accelerate launch --config_file recipes/configs/deepspeed_zero*.yaml`) on a run
+    without a GPU is a RecipeError: Accelerate would quietly run plain data parallelism instead.
     """
+    cpu = options.cpu or not has_accelerator()
+    if cpu and os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        raise RecipeError(
+            "The launch config asks for DeepSpeed (ACCELERATE_USE_DEEPSPEED=true), which needs CUDA GPUs, but "
+            + ("--cpu is set" if options.cpu else "this machine has none")
+            + ": Accelerate would run plain data parallelism instead, without ZeRO. Launch on a GPU machine, or use "
+            "--config_file recipes/configs/multi_gpu.yaml for data parallelism over CPU processes (gloo)."
+        )
     return Accelerator(
         mixed_precision=options.mixed_precision,
         # A machine without an accelerator trains on its CPU; under torchrun or `accelerate launch --multi_gpu` its
         # processes then form a gloo group (Accelerate only does that with cpu=True).
-        cpu=options.cpu or not has_accelerator(),
+        cpu=cpu,
         log_with=options.report_to if options.with_tracking else None,
         project_dir=os.fspath(output_dir / "logs"),
         gradient_accumulation_plugin=GradientAccumulationPlugin(

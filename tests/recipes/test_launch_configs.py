@@ -39,3 +39,21 @@ def test_config_loads_with_accelerate(name):
         assert "gradient_accumulation_steps" not in config.deepspeed_config
     if distributed_type == DistributedType.FSDP:
         assert config.fsdp_config["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"  # _no_split_modules blocks
+
+
+@pytest.mark.parametrize("cpu_flag", [False, True])
+def test_deepspeed_without_a_gpu_stops_instead_of_running_ddp(tmp_path, monkeypatch, cpu_flag):
+    """`accelerate launch --config_file deepspeed_zero2.yaml` sets ACCELERATE_USE_DEEPSPEED; where there is no GPU
+    (or with --cpu) Accelerate would ignore it and run plain DDP: the recipe stops, naming what to do instead."""
+    from types import SimpleNamespace
+
+    from recipes.accelerators import build_accelerator, has_accelerator
+    from recipes.errors import RecipeError
+
+    if has_accelerator() and not cpu_flag:
+        pytest.skip("a GPU is present: DeepSpeed can run")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    options = SimpleNamespace(cpu=cpu_flag, mixed_precision="no", report_to="none", with_tracking=False,
+                              gradient_accumulation_steps=1, seed=0)  # fmt: skip
+    with pytest.raises(RecipeError, match=r"asks for DeepSpeed .* needs CUDA GPUs, but .*multi_gpu\.yaml"):
+        build_accelerator(options, tmp_path, steps_cross_epochs=True)
