@@ -13,7 +13,7 @@ import transformers
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
-from .loading import CONV1D_PROJECTIONS
+from .loading import swap_projection_layout
 
 # The Hub's pipeline tag of each Auto class a model card can name (multiple choice has none).
 PIPELINE_TAGS = {
@@ -84,11 +84,7 @@ class HubMixin:
         not_fields = {"model_type", "architectures", "auto_map", "transformers_version"}
         own_fields = set(config_class().to_dict()) - not_fields
         config = config_class(**{key: value for key, value in self.config.to_dict().items() if key in own_fields})
-        projections = tuple(f"{name}.weight" for name in CONV1D_PROJECTIONS)
-        state_dict = {
-            key: value.detach().T.contiguous() if key.endswith(projections) else value.detach()
-            for key, value in self.state_dict().items()
-        }
+        state_dict = {key: value.contiguous() for key, value in swap_projection_layout(self.state_dict()).items()}
         with torch.device("meta"):
             reference = reference_class(config)
         try:

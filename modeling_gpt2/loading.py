@@ -65,6 +65,13 @@ def register_conv1d_layout(model_type: str) -> None:
     register_checkpoint_conversion_mapping(model_type, converters, overwrite=True)
 
 
+def swap_projection_layout(state_dict: dict) -> dict:
+    """`state_dict` with each `CONV1D_PROJECTIONS` weight transposed, between Conv1D's (in, out) and nn.Linear's
+    (out, in), either way; the other tensors as they are."""
+    projections = tuple(f"{name}.weight" for name in CONV1D_PROJECTIONS)
+    return {key: value.T if key.endswith(projections) else value for key, value in state_dict.items()}
+
+
 def load_device(device_map) -> torch.device | None:
     """The one device `from_pretrained` loads the weights onto: the default device, or the one `device_map` names;
     None when it spreads them (a dict or a plan such as "auto", fitted by accelerate to each device's memory)."""
@@ -192,4 +199,5 @@ __all__ = [
     "from_pretrained_checked",
     "load_device",
     "register_conv1d_layout",
+    "swap_projection_layout",
 ]

@@ -59,7 +59,7 @@ from torch.utils import mkldnn as mkldnn_utils
 from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPTLMHeadModel
 from transformers.pytorch_utils import Conv1D
 
-from modeling_gpt2.loading import CONV1D_PROJECTIONS  # the same names in both families
+from modeling_gpt2.loading import swap_projection_layout  # the same names in both families
 
 from .arguments import at_least, parse_arguments
 from .errors import RecipeError, exit_with_error
@@ -113,15 +113,10 @@ def build_one(family: str, preset: str, attn_implementation: str, vocab_size: in
     return _reference_class_built(reference_class, reference_config, attn_implementation)
 
 
-def copy_weights(source, target, transpose: bool):
-    """`source`'s weights into `target` (the same names); `transpose` turns the projections from Conv1D's (in, out)
-    into nn.Linear's (out, in) or back. The tied LM head is not stored: tied again."""
-    projections = tuple(f"{name}.weight" for name in CONV1D_PROJECTIONS)
-    state = {
-        key: value.T if transpose and key.endswith(projections) else value
-        for key, value in source.state_dict().items()
-    }
-    missing, unexpected = target.load_state_dict(state, strict=False)
+def copy_weights(source, target):
+    """`source`'s weights into `target` (the same names), the projections turned between transformers' Conv1D
+    (in, out) and our nn.Linear (out, in). The tied LM head is not stored: tied again."""
+    missing, unexpected = target.load_state_dict(swap_projection_layout(source.state_dict()), strict=False)
     if unexpected or any(not name.startswith("lm_head") for name in missing):
         raise RecipeError(f"Weights do not map one to one: missing {missing}, unexpected {unexpected}.")
     target.tie_weights()
@@ -140,11 +135,11 @@ def build_pair(family: str, preset: str, attn_implementation: str, vocab_size: i
         reference = _reference_class_built(
             reference_class, reference_config_of(family, ours.config), attn_implementation
         )
-        copy_weights(ours, reference, transpose=True)
+        copy_weights(ours, reference)
         return ours.eval(), reference.eval()
     reference = build_one(family, preset, attn_implementation, vocab_size, "reference")
     ours = build_one(family, preset, attn_implementation, vocab_size, "ours")
-    copy_weights(reference, ours, transpose=True)  # Conv1D (in, out) -> nn.Linear (out, in)
+    copy_weights(reference, ours)
     return ours.eval(), reference.eval()
 
 
@@ -329,9 +324,9 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args, variants: di
             # in turn with the decoding runs (the machine's speed drifts): the median of 5 calls per round.
             for name, model in decoders.items():
                 products = matvec_bound(model, device)
-                functions[f"{name}_bound"] = lambda products=products: statistics.median(
-                    time_alternately({"products": products}, device, warmup=0, repeats=1)["products"] for _ in range(5)
-                )
+                functions[f"{name}_bound"] = lambda products=products: time_alternately(
+                    {"products": products}, device, warmup=0, repeats=5
+                )["products"]
         measured = measure_alternately(functions, 1, max(1, repeats // 2))
         seconds = {name: measured[name] for name in decoders}
         extra = {
