@@ -1,7 +1,7 @@
-"""Zero-shot evaluation of a GPT-2 (or GPT-1): perplexity, LAMBADA last-word accuracy and multiple choice.
+"""Zero-shot evaluation of a GPT-2 (or GPT-1): perplexity, LAMBADA last-word accuracy, multiple choice, HellaSwag.
 
 GPT-2's claim (Radford et al. 2019, section 3) is that a language model does tasks it was never trained for when
-they are posed as text to continue. This recipe measures that three ways, chosen by `--task`, on a saved GPT-2 or
+they are posed as text to continue. This recipe measures that four ways, chosen by `--task`, on a saved GPT-2 or
 GPT-1 folder (a pre-training run's, a fine-tuned GPT-1's; its config.json names the family, recipes/families.py
 loads it), a Hub model (`--model openai-community/gpt2`; transformers' own GPT-2 and GPT-1 checkpoints load as they
 are), or a GPT-2 preset of the paper's sizes with random weights (`--model tiny`, for smoke runs without the Hub):
@@ -12,6 +12,7 @@ are), or a GPT-2 preset of the paper's sizes with random weights (`--model tiny`
         --dataset_name EleutherAI/lambada_openai --dataset_config_name en
     python -m recipes.evaluate_zero_shot --task multiple_choice --model runs/pretrain-gpt2 \\
         --data_file tests/fixtures/tasks/entailment-presuppositions.jsonl
+    python -m recipes.evaluate_zero_shot --task hellaswag --model openai-community/gpt2 --no-add_start_token
 
 Every scored sequence starts with the tokenizer's start token (GPT-2's `<|endoftext|>`, GPT-1's `_start_`), as the
 model saw documents start in pre-training (`--no-add_start_token` leaves it out), and is cut to `--max_length`
@@ -40,6 +41,13 @@ tokens (default: the model's `n_positions`), keeping the end.
   scored by its log-likelihood given the prompt, summed over its tokens (`none`), divided by its token count
   (`tokens`) or by its length in characters (`chars`); the highest scoring choice is the prediction, and an accuracy
   is reported for every `--normalize` given.
+- `hellaswag`: HellaSwag's rows (Zellers et al. 2019; the Hub's `Rowan/hellaswag`, `validation` split, by default;
+  `--dataset_name`/`--dataset_split` or a `--data_file` of rows with its columns instead) as lm-evaluation-harness
+  poses them: the prompt is "activity_label: ctx_a Ctx_b" (ctx_b through `str.capitalize`), the choices are the four
+  endings, each after a space, prompt and endings cleaned of WikiHow's tags (" [title]" becomes ". ", other
+  "[...]" tags go, double spaces become one), the answer is int(label). Scored as `multiple_choice` is; reported:
+  `acc` (summed log-likelihood) and `acc_norm` (per character of the cleaned ending), the harness's two figures
+  (it adds no start token: `--no-add_start_token` for its numbers). Unlabelled rows (the test split) are refused.
 
 All choices and windows of a task are scored in batches of `--per_device_eval_batch_size` sequences, sorted by
 length, padded on `--padding_side` with an attention mask and position ids counted over the real tokens, under
@@ -60,7 +68,9 @@ import re
 import string
 import time
 from dataclasses import MISSING, dataclass, field, fields
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from accelerate import Accelerator
@@ -85,7 +95,7 @@ from .options import option
 
 PROG = "python -m recipes.evaluate_zero_shot"
 
-TASKS = ("perplexity", "lambada", "multiple_choice")
+TASKS = ("perplexity", "lambada", "multiple_choice", "hellaswag")
 PREDICTIONS = "predictions"  # multiple choice: results.json's row-by-row predictions, beside the metrics
 NORMALIZATIONS = ("none", "tokens", "chars")
 PADDING_SIDES = ("right", "left")
@@ -107,6 +117,13 @@ TASK_OPTIONS = {
     ),
 }
 HUB_OPTIONS = ("dataset_config_name", "dataset_split")  # read with --dataset_name only
+DEFAULT_SPLIT = "test"
+# HellaSwag (Zellers et al. 2019): its Hub copy, and the split with answers (the test split's labels are held out).
+HELLASWAG_DATASET, HELLASWAG_SPLIT = "Rowan/hellaswag", "validation"
+HELLASWAG_COLUMNS = ("activity_label", "ctx_a", "ctx_b", "endings", "label")
+# Its two accuracies, named as lm-evaluation-harness names them: the summed log-likelihood of each ending (acc) and
+# that sum per character of the cleaned ending (acc_norm).
+HELLASWAG_ACCURACIES = {"acc": "none", "acc_norm": "chars"}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -269,9 +286,19 @@ def lambada_examples(rows: Dataset, column: str, source: str) -> list[tuple[str,
     return examples
 
 
-def multiple_choice_examples(rows: Dataset, args, source: str) -> tuple[str, str, list[tuple[str, list[str], int]]]:
-    """The family, the template used and (prompt, choices, label) for every row: `multiple_choice` ({context,
-    choices, label}) or `entailment` ({premise, hypothesis, label}, a choice among `--label_choices`)."""
+class Example(NamedTuple):
+    """One multiple-choice question: each of `choices` is scored as the continuation of `prompt`."""
+
+    prompt: str
+    choices: list[str]  # as scored, with the space that joins each to the prompt
+    label: int  # the index of the right choice
+    lengths: list[int]  # each choice's length in characters, the divisor of the `chars` normalisation
+
+
+def multiple_choice_examples(rows: Dataset, args, source: str) -> tuple[str, str, list[Example]]:
+    """The family, the template used and an Example for every row: `multiple_choice` ({context, choices, label}),
+    `entailment` ({premise, hypothesis, label}, a choice among `--label_choices`) or `classification` ({text,
+    label})."""
     columns = rows.column_names
     if args.choices_column in columns:
         family, used_template, names = "multiple_choice", args.template or MULTIPLE_CHOICE_TEMPLATE, None
@@ -336,8 +363,78 @@ def multiple_choice_examples(rows: Dataset, args, source: str) -> tuple[str, str
             )
         # A choice continues the prompt after a space, as GPT-2's BPE writes a word inside a sentence.
         joined = [choice if choice[:1].isspace() or prompt[-1:].isspace() else " " + choice for choice in choices]
-        examples.append((prompt, joined, label))
+        examples.append(Example(prompt, joined, label, [len(choice) for choice in joined]))
     return family, used_template, examples
+
+
+def clean_hellaswag(text: str) -> str:
+    """HellaSwag text cleaned as lm-evaluation-harness cleans it (its `hellaswag` task): stripped, then each
+    " [title]" of the WikiHow rows' section tags made a sentence end (". "), every other bracketed tag ("[header]",
+    "[step]", ...) deleted, and each pair of spaces made one, in a single pass (three spaces leave two)."""
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub(r"\[.*?\]", "", text)  # shortest match: "[a] b [c]" keeps " b "
+    return text.replace("  ", " ")
+
+
+def hellaswag_query(row: dict) -> str:
+    """The prompt of a HellaSwag row: "activity_label: ctx_a Ctx_b", cleaned. `str.capitalize` (as the harness
+    does) upper-cases ctx_b's first letter and lower-cases the rest of it."""
+    return clean_hellaswag(f"{row['activity_label']}: {row['ctx_a']} {row['ctx_b'].capitalize()}")
+
+
+def has_no_label(label) -> bool:
+    return label is None or (isinstance(label, str) and not label.strip())
+
+
+def hellaswag_examples(rows: Dataset, source: str) -> list[Example]:
+    """An Example for every HellaSwag row: the query, each cleaned ending after a space, gold = int(label). The
+    query's trailing whitespace (left where a tag ended it) goes to the front of every ending, as the harness moves
+    it; `lengths` are those of the cleaned endings, which the harness's acc_norm divides by."""
+    missing = [column for column in HELLASWAG_COLUMNS if column not in rows.column_names]
+    if missing:
+        raise RecipeError(
+            f"{source} is not HellaSwag data: it has no {', '.join(map(repr, missing))} column (columns: "
+            f"{', '.join(rows.column_names)})."
+        )
+    labels = rows["label"]
+    unlabelled = [index for index, label in enumerate(labels) if has_no_label(label)]
+    if unlabelled:
+        first = unlabelled[0]
+        split = rows[first].get("split")
+        split = f", split {split!r}" if isinstance(split, str) and split else ""
+        raise RecipeError(
+            f"{source}: {len(unlabelled)} of {len(labels)} rows have no label (row {first + 1}: "
+            f"{labels[first]!r}{split}); HellaSwag's test split is unlabelled (its answers are held out): score the "
+            f"{HELLASWAG_SPLIT} split (--dataset_split {HELLASWAG_SPLIT}, the default for --task hellaswag)."
+        )
+    examples = []
+    for index, row in enumerate(rows):
+        where = f"{source} row {index + 1}"
+        for column in ("activity_label", "ctx_a", "ctx_b"):
+            if not isinstance(row[column], str):
+                raise RecipeError(f"{where}: {column} must be a text, got {row[column]!r}.")
+        endings = row["endings"]
+        if not isinstance(endings, list) or len(endings) < 2 or not all(isinstance(e, str) for e in endings):
+            raise RecipeError(f"{where} has {endings!r} as endings: it needs a list of at least 2 texts.")
+        cleaned = [clean_hellaswag(ending) for ending in endings]
+        for number, (ending, text) in enumerate(zip(endings, cleaned), 1):
+            if not text.strip():
+                raise RecipeError(f"{where}: ending {number} ({ending!r}) is empty once cleaned.")
+        label = row["label"]
+        if isinstance(label, str) and re.fullmatch(r"\s*\d+\s*", label):
+            label = int(label)
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(endings):
+            raise RecipeError(
+                f"{where}: label {row['label']!r} is not the index of one of its {len(endings)} endings "
+                f"(0 to {len(endings) - 1})."
+            )
+        query = hellaswag_query(row)
+        prompt = query.rstrip()
+        if not prompt:
+            raise RecipeError(f"{where}: the query is empty once cleaned.")
+        moved = query[len(prompt) :]
+        examples.append(Example(prompt, [moved + " " + text for text in cleaned], label, [len(t) for t in cleaned]))
+    return examples
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -424,7 +521,7 @@ def score_requests(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The three evaluations
+# The evaluations
 
 
 def perplexity(nll: float, count: int) -> float:
@@ -439,6 +536,8 @@ def read_data(args):
         return load_texts(args)
     if args.task == "lambada":
         return lambada_examples(load_rows(args), args.text_column, data_source(args))
+    if args.task == "hellaswag":
+        return "hellaswag", None, hellaswag_examples(load_rows(args), data_source(args))
     return multiple_choice_examples(load_rows(args), args, data_source(args))
 
 
@@ -491,42 +590,51 @@ def prepare_lambada(args, examples, tokenizer, window):
     return requests, finish
 
 
-def prepare_multiple_choice(args, data, tokenizer, window):
+def prepare_multiple_choice(args, data, tokenizer, window, accuracies=None):
+    """Every choice of every example as a request; `finish` reports an accuracy for each of `accuracies` (metric
+    name -> normalisation; default: `accuracy_<normalisation>` for each `--normalize`)."""
     source = data_source(args)
     family, _, examples = data
+    accuracies = accuracies or {f"accuracy_{normalize}": normalize for normalize in args.normalize}
     start = start_token_id(tokenizer, args.add_start_token)
-    prompts = encode(tokenizer, [prompt for prompt, _, _ in examples])
+    prompts = encode(tokenizer, [example.prompt for example in examples])
     requests, spans = [], []  # spans[i]: the requests of example i
-    for index, ((_, choices, _), prompt) in enumerate(zip(examples, prompts)):
-        answers = encode(tokenizer, choices)
-        spans.append(range(len(requests), len(requests) + len(choices)))
+    for index, (example, prompt) in enumerate(zip(examples, prompts)):
+        answers = encode(tokenizer, example.choices)
+        spans.append(range(len(requests), len(requests) + len(example.choices)))
         where = f"{source} row {index + 1}"
         requests.extend(continuation_request(start + prompt, answer, window, where) for answer in answers)
 
     def finish(scores):
         metrics, predictions = {}, {}
-        for normalize in args.normalize:
+        labels = [example.label for example in examples]
+        for name, normalize in accuracies.items():
             predicted = []
-            for (_, choices, label), span in zip(examples, spans):
+            for example, span in zip(examples, spans):
                 values = []
-                for choice, (nll, count, _) in zip(choices, (scores[i] for i in span)):
-                    divisor = {"none": 1, "tokens": count, "chars": len(choice)}[normalize]
+                for length, (nll, count, _) in zip(example.lengths, (scores[i] for i in span)):
+                    divisor = {"none": 1, "tokens": count, "chars": length}[normalize]
                     values.append(-nll / divisor)
                 predicted.append(max(range(len(values)), key=values.__getitem__))
-            correct = sum(prediction == label for prediction, (_, _, label) in zip(predicted, examples))
-            metrics[f"accuracy_{normalize}"] = correct / len(examples)
+            metrics[name] = sum(p == label for p, label in zip(predicted, labels)) / len(examples)
             predictions[normalize] = predicted
-        metrics["chance"] = sum(1 / len(choices) for _, choices, _ in examples) / len(examples)
+        metrics["chance"] = sum(1 / len(example.choices) for example in examples) / len(examples)
         metrics.update(examples=len(examples), choices=len(requests), family=family)
         # Each row's predicted choice (an index; for entailment and classification rows, of the label names), and
         # the right one: results.json keeps them beside the metrics.
-        metrics[PREDICTIONS] = {"labels": [label for _, _, label in examples], **predictions}
+        metrics[PREDICTIONS] = {"labels": labels, **predictions}
         return metrics
 
     return requests, finish
 
 
-PREPARE = {"perplexity": prepare_perplexity, "lambada": prepare_lambada, "multiple_choice": prepare_multiple_choice}
+PREPARE = {
+    "perplexity": prepare_perplexity,
+    "lambada": prepare_lambada,
+    "multiple_choice": prepare_multiple_choice,
+    # HellaSwag is a multiple choice among the endings, scored the same way, with the harness's two accuracies
+    "hellaswag": partial(prepare_multiple_choice, accuracies=HELLASWAG_ACCURACIES),
+}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -654,11 +762,16 @@ class ZeroShotArguments:
     )
     # data
     data_file: list[str] | None = option(None, ".txt, .jsonl, .json, .csv, .parquet", aliases=["--text_file"])
-    dataset_name: str | None = option(None, "a Hub dataset (instead of files)")
+    dataset_name: str | None = option(
+        None, f"a Hub dataset (instead of files; --task hellaswag: default {HELLASWAG_DATASET})"
+    )
     dataset_config_name: str | None = option(None, "the Hub dataset's config")
-    dataset_split: str = option("test", 'e.g. "validation" or "test[:500]"')
+    dataset_split: str | None = option(
+        None,
+        f'default {DEFAULT_SPLIT} ({HELLASWAG_SPLIT} for --task hellaswag), or e.g. "validation" or "test[:500]"',
+    )
     text_column: str = option("text", "perplexity and lambada")
-    max_samples: int | None = option(None, "the first N documents / rows only")
+    max_samples: int | None = option(None, "the first N documents / rows only (lm-evaluation-harness's --limit)")
     join_with: str | None = option(
         None,
         "perplexity: join all documents with this text (escapes like \\n allowed) into one stream, instead of "
@@ -706,11 +819,14 @@ class ZeroShotArguments:
             raise ValueError(f"--normalize takes {', '.join(NORMALIZATIONS)}, got {', '.join(map(repr, unknown))}")
         for name in ("per_device_eval_batch_size", "max_samples", "stride", "max_length"):
             at_least(name, getattr(self, name), 1)
+        if self.task == "hellaswag" and not self.data_file and not self.dataset_name:
+            self.dataset_name = HELLASWAG_DATASET
         if bool(self.data_file) == bool(self.dataset_name):
             raise ValueError("Give the data with either --data_file (--text_file) or --dataset_name.")
         for path in self.data_file or []:
-            if builder_for(path) == "text" and self.task == "multiple_choice":
-                raise ValueError(f"--data_file {path!r}: multiple-choice rows need .jsonl/.json/.csv/.parquet.")
+            if builder_for(path) == "text" and self.task in ("multiple_choice", "hellaswag"):
+                rows = {"multiple_choice": "multiple-choice", "hellaswag": "HellaSwag"}[self.task]
+                raise ValueError(f"--data_file {path!r}: {rows} rows need .jsonl/.json/.csv/.parquet.")
         defaults = {
             f.name: f.default if f.default_factory is MISSING else f.default_factory()
             for f in fields(self)
@@ -727,6 +843,8 @@ class ZeroShotArguments:
                     f"--{name} picks from a Hub dataset (--dataset_name); --data_file is read whole (--max_samples "
                     f"takes its first rows): leave --{name} out"
                 )
+        if self.dataset_name and self.dataset_split is None:
+            self.dataset_split = HELLASWAG_SPLIT if self.task == "hellaswag" else DEFAULT_SPLIT
         if not self.normalize:
             raise ValueError(f"--normalize needs at least one of {', '.join(NORMALIZATIONS)}")
         if not 0 <= self.seed < 2**64:
