@@ -23,6 +23,7 @@ RESUME_FREE += ("per_device_eval_batch_size", "max_eval_samples", "skip_initial_
 RESUME_FREE += ("num_samples", "sample_length", "sample_prompts")
 RESUME_FREE += ("train_file", "validation_file", "test_file", "dataset_name", "dataset_config_name")
 RESUME_FREE += ("dataset_data_dir", "model_name_or_path", "config_name", "tokenizer", "document_boundary")
+RESUME_FREE += ("token_shards",)
 # What a resumed run may change when `--allow_resume_changes` names it: the optimiser and schedule settings, which the
 # resumed run applies (recipes/optim.py `apply_resume_changes`) and records. Anything else is refused on resume.
 RESUME_CHANGEABLE = ("max_steps", "num_train_epochs", "learning_rate", "lr_scheduler_type", "num_warmup_steps")

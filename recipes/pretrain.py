@@ -77,6 +77,7 @@ from .run_folder import (
     hub_repo_id,
     open_run_folder,
 )
+from .token_shards import ShardIndex, TokenBlocks
 from .train_tokenizer import check_vocab_size, load_tokenizer, train_tokenizer
 
 PAPER_WARMUP_STEPS = 2000  # GPT-1, section 4.1
@@ -101,6 +102,9 @@ class PretrainArguments(TrainingOptions):
         None, ".txt (documents: --document_boundary), .jsonl, .csv, .parquet, or a bundled corpus: shakespeare, sotu"
     )
     validation_file: list[str] | None = option(None, "validation documents (default: the last blocks held out)")
+    token_shards: str | None = option(
+        None, "a folder of token shards from recipes/prepare_data.py (instead of --train_file / --dataset_name)"
+    )
     dataset_name: str | None = option(None, "a Hub dataset (instead of files)")
     dataset_config_name: str | None = option(None, "the Hub dataset's configuration")
     dataset_split: str = option("train", 'the training split, e.g. "train[:10%]"')
@@ -157,13 +161,20 @@ class PretrainArguments(TrainingOptions):
         at_least("block_size", self.block_size, 2)  # one input and one target
         at_least("num_samples", self.num_samples, 0)
         check_document_boundary(self.document_boundary, self.train_file, self.validation_file, self.dataset_name)
+        if self.token_shards:
+            given = [name for name in ("train_file", "validation_file", "dataset_name") if getattr(self, name)]
+            if given:
+                raise ValueError(f"--token_shards is the corpus already: leave out --{' and --'.join(given)}")
+            if self.tokenizer == "train":
+                raise ValueError("--tokenizer train learns a vocabulary from text, but --token_shards are ids already")
         family = MODEL_FAMILIES[self.model_type]
         self.output_dir = self.output_dir or f"runs/pretrain-{self.model_type}"
         self.learning_rate = family.learning_rate if self.learning_rate is None else self.learning_rate
         self.adam_beta1 = family.betas[0] if self.adam_beta1 is None else self.adam_beta1
         self.adam_beta2 = family.betas[1] if self.adam_beta2 is None else self.adam_beta2
         self.weight_decay = family.weight_decay if self.weight_decay is None else self.weight_decay
-        self.tokenizer = self.tokenizer or self.model_name_or_path or family.tokenizer
+        # Token shards were written with their own tokenizer, saved with them.
+        self.tokenizer = self.tokenizer or self.token_shards or self.model_name_or_path or family.tokenizer
         self.vocab_size = self.vocab_size or family.vocab_size
 
     def warmup_steps(self, max_steps: int) -> int:
@@ -174,7 +185,9 @@ class PretrainArguments(TrainingOptions):
 
 def demo_config(given) -> str | None:
     """Without a --config and a model option, the run is the CPU demo of --model_type."""
-    if given.preset or given.config_name or given.model_name_or_path or given.model_type not in MODEL_FAMILIES:
+    if given.preset or given.config_name or given.model_name_or_path or given.token_shards:
+        return None
+    if given.model_type not in MODEL_FAMILIES:
         return None  # an unknown --model_type is refused by the options' own check
     return f"pretrain-demo-{given.model_type}"
 
@@ -252,8 +265,11 @@ def get_block_size(args, config) -> int:
     return args.block_size or config.n_positions
 
 
-def get_dataloaders(accelerator, args, tokenizer, documents, block_size: int):
-    """Packed blocks of `--block_size` tokens: a shuffled training loader and an ordered validation loader."""
+def get_blocks(accelerator, args, tokenizer, documents, block_size: int):
+    """(training, validation) blocks of `block_size` tokens: of the token shards (read by memory map), else of the
+    documents, tokenised and packed with `datasets`."""
+    if isinstance(documents, ShardIndex):
+        return documents.blocks("train", block_size), documents.blocks("validation", block_size)
     separator = document_separator(tokenizer)
     with accelerator.main_process_first():  # the main process tokenises; the others read the datasets cache
         packed = {
@@ -261,16 +277,22 @@ def get_dataloaders(accelerator, args, tokenizer, documents, block_size: int):
             for split, texts in documents.items()
         }
     if "validation" in packed:
-        train_blocks, validation_blocks = packed["train"], packed["validation"]
-    else:
-        train_blocks, validation_blocks = split_blocks(packed["train"], args.validation_split_percentage / 100)
+        return packed["train"], packed["validation"]
+    return split_blocks(packed["train"], args.validation_split_percentage / 100)
+
+
+def get_dataloaders(accelerator, args, tokenizer, documents, block_size: int):
+    """Blocks of `--block_size` tokens (`get_blocks`): a shuffled training loader and an ordered validation loader."""
+    train_blocks, validation_blocks = get_blocks(accelerator, args, tokenizer, documents, block_size)
     for name, blocks in (("training", train_blocks), ("validation", validation_blocks)):
         if blocks.num_rows == 0:
             raise RecipeError(
                 f"The {name} corpus does not fill one block of --block_size {block_size} tokens: give more "
                 f"text or a smaller --block_size."
             )
-    if args.max_eval_samples is not None:
+    if args.max_eval_samples is not None and isinstance(validation_blocks, TokenBlocks):
+        validation_blocks = validation_blocks.select_first(args.max_eval_samples)
+    elif args.max_eval_samples is not None:
         validation_blocks = validation_blocks.select(range(min(args.max_eval_samples, validation_blocks.num_rows)))
     per_step = args.per_device_train_batch_size * accelerator.num_processes
     if train_blocks.num_rows < per_step:
@@ -278,7 +300,8 @@ def get_dataloaders(accelerator, args, tokenizer, documents, block_size: int):
             f"The training corpus fills {train_blocks.num_rows} blocks of {block_size} tokens, fewer than one "
             f"batch of {args.per_device_train_batch_size} x {accelerator.num_processes} process(es)."
         )
-    train_blocks, validation_blocks = train_blocks.with_format("torch"), validation_blocks.with_format("torch")
+    if not isinstance(train_blocks, TokenBlocks):  # token shards' blocks are tensors already
+        train_blocks, validation_blocks = train_blocks.with_format("torch"), validation_blocks.with_format("torch")
     train_dataloader = DataLoader(
         train_blocks,
         shuffle=True,
@@ -338,7 +361,7 @@ def draw_prompts(blocks, tokenizer, separator: int, count: int, seed: int) -> li
     most 100 of them per prompt."""
     prompts = []
     for index in np.random.default_rng(seed).permutation(len(blocks))[: 100 * count]:
-        prompt = block_prompt(tokenizer, list(blocks[int(index)]["input_ids"]), separator)
+        prompt = block_prompt(tokenizer, np.asarray(blocks[int(index)]["input_ids"]).tolist(), separator)
         if prompt and prompt not in prompts:
             prompts.append(prompt)
             if len(prompts) == count:
@@ -406,17 +429,23 @@ def prepare_run(args: PretrainArguments) -> PretrainRun:
     accelerator = build_accelerator(args, output_dir, steps_cross_epochs=True, torch_compile=args.torch_compile)
     set_seed(args.seed)
     with open_run_folder(accelerator, args) as folder:
-        documents = load_documents(
-            train_files=args.train_file,
-            validation_files=args.validation_file,
-            dataset_name=args.dataset_name,
-            dataset_config_name=args.dataset_config_name,
-            train_split=args.dataset_split,
-            validation_split=args.validation_split_name,
-            text_column=args.text_column,
-            document_boundary=args.document_boundary,
+        documents = (
+            ShardIndex.read(args.token_shards)
+            if args.token_shards
+            else load_documents(
+                train_files=args.train_file,
+                validation_files=args.validation_file,
+                dataset_name=args.dataset_name,
+                dataset_config_name=args.dataset_config_name,
+                train_split=args.dataset_split,
+                validation_split=args.validation_split_name,
+                text_column=args.text_column,
+                document_boundary=args.document_boundary,
+            )
         )
         tokenizer = get_tokenizer(accelerator, args, documents, folder.resume_dir)
+        if args.token_shards:
+            check_shard_tokenizer(documents, tokenizer, args.tokenizer)
         model_config = get_model_config(args, tokenizer)
         block_size = get_block_size(args, model_config)
         check_sample_length(args, tokenizer, model_config)
@@ -431,12 +460,17 @@ def prepare_run(args: PretrainArguments) -> PretrainRun:
         changes = check_resume(folder, model_config, layout, args.hyperparameters(), args.allow_resume_changes)
         train_dataloader, eval_dataloader = get_dataloaders(accelerator, args, tokenizer, documents, block_size)
         # The blocks' fingerprint, once they are packed: a resume over an edited corpus is refused here.
-        layout["data"] = fingerprint_rows(train_dataloader.dataset, eval_dataloader.dataset)
+        if args.token_shards:
+            layout["data"] = documents.fingerprint()
+        else:
+            layout["data"] = fingerprint_rows(train_dataloader.dataset, eval_dataloader.dataset)
         check_resume_data(folder, layout["data"])
+        validation_blocks = eval_dataloader.dataset
+        if not args.token_shards:
+            validation_blocks = validation_blocks.with_format(None)  # lists: faster to read one by one
         prompts = args.sample_prompts or draw_prompts(
-            eval_dataloader.dataset.with_format(None), tokenizer, document_separator(tokenizer), args.num_samples,
-            args.seed,
-        )  # fmt: skip
+            validation_blocks, tokenizer, document_separator(tokenizer), args.num_samples, args.seed
+        )
         run = PretrainRun(
             args, accelerator, folder.resume_dir, tokenizer, layout, model_config, block_size, train_dataloader,
             eval_dataloader, prompts[: args.num_samples], folder=folder, resume_changes=changes,
@@ -444,6 +478,15 @@ def prepare_run(args: PretrainArguments) -> PretrainRun:
         args.warmup_steps(max_training_steps(run)[0])  # a warm-up longer than the run is refused here
         folder.replace_earlier_checkpoints(accelerator, args.overwrite_output_dir)
         return run
+
+
+def check_shard_tokenizer(index: ShardIndex, tokenizer, name: str):
+    """The tokenizer is the one that wrote the token shards (the same vocabulary, merges and special tokens)."""
+    if fingerprint_tokenizer(tokenizer) != index.content["tokenizer_fingerprint"]:
+        raise RecipeError(
+            f"The tokenizer ({name}) is not the one that wrote the token shards in {index.folder}: their ids would "
+            f"mean other tokens. Leave out --tokenizer (the shards' own is used) or prepare the shards again with it."
+        )
 
 
 def check_sample_length(args, tokenizer, config):
