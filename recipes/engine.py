@@ -13,6 +13,7 @@ import math
 import os
 import signal
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -325,6 +326,26 @@ def restore_progress(run: RecipeRun, optimizer, lr_scheduler) -> TrainingProgres
     return progress
 
 
+@contextmanager
+def own_class(model):
+    """The model with its own class while the block runs. FSDP2's `fully_shard` gives a sharded model a class made on
+    the fly (`FSDPGPT2OriginsLMHeadModel`, a subclass defined in torch's FSDP module): `save_pretrained` would write
+    that name into config.json's `auto_map` and copy torch's FSDP files as the model's code."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:  # a torch built without torch.distributed shards nothing
+        FSDPModule = None
+    sharded = type(model)
+    if FSDPModule is None or not isinstance(model, FSDPModule):
+        yield model
+        return
+    model.__class__ = next(cls for cls in sharded.__mro__ if not issubclass(cls, FSDPModule))
+    try:
+        yield model
+    finally:
+        model.__class__ = sharded
+
+
 def steps_per_epoch(micro_batches_per_process: int, gradient_accumulation_steps: int, steps_cross_epochs: bool) -> int:
     """Optimizer steps per pass over the data: whole steps when they cross epoch ends, else the last partial one
     counts."""
@@ -336,12 +357,12 @@ def steps_per_epoch(micro_batches_per_process: int, gradient_accumulation_steps:
 def save_model(accelerator, model, tokenizer, folder: Path):
     """The (unwrapped, gathered) model and its tokenizer with `save_pretrained`, on the main process."""
     accelerator.wait_for_everyone()
-    accelerator.unwrap_model(model).save_pretrained(
-        folder,
-        is_main_process=accelerator.is_main_process,
-        save_function=accelerator.save,
-        state_dict=accelerator.get_state_dict(model),
-    )
+    state_dict = accelerator.get_state_dict(model)  # collective under FSDP: every process takes part
+    unwrapped = accelerator.unwrap_model(model)
+    with own_class(unwrapped):
+        unwrapped.save_pretrained(
+            folder, is_main_process=accelerator.is_main_process, save_function=accelerator.save, state_dict=state_dict
+        )
     if accelerator.is_main_process:
         tokenizer.save_pretrained(folder)
     accelerator.wait_for_everyone()
