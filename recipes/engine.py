@@ -346,6 +346,14 @@ def own_class(model):
         model.__class__ = sharded
 
 
+def push_saved_model(model, folder: Path, repo_id: str, tokenizer):
+    """Pushes the model as `save_model` saved it in `folder` (read back with the model's own class), with its
+    tokenizer: not the live model, whose parameters are shards under FSDP."""
+    with own_class(model):
+        model_class = type(model)
+    model_class.from_pretrained(folder).push_to_hub(repo_id, tokenizer=tokenizer)
+
+
 def steps_per_epoch(micro_batches_per_process: int, gradient_accumulation_steps: int, steps_cross_epochs: bool) -> int:
     """Optimizer steps per pass over the data: whole steps when they cross epoch ends, else the last partial one
     counts."""

@@ -55,7 +55,17 @@ from modeling_gpt1.tasks import KEEP_MODES
 
 from .accelerators import build_accelerator
 from .arguments import at_least, parse_arguments
-from .engine import Hooks, RecipeRun, Schedule, TrainingLoop, restore_progress, run_recipe, save_model, steps_per_epoch
+from .engine import (
+    Hooks,
+    RecipeRun,
+    Schedule,
+    TrainingLoop,
+    push_saved_model,
+    restore_progress,
+    run_recipe,
+    save_model,
+    steps_per_epoch,
+)
 from .errors import RecipeError, exit_with_error
 from .lr_range_test import AUTO, range_test
 from .optim import build_optimizer, build_scheduler
@@ -494,7 +504,7 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
     report(accelerator, results, output_dir, metric)
     if accelerator.is_main_process and run.args.push_to_hub:
         repo_id = hub_repo_id(run.args)
-        accelerator.unwrap_model(loop.model).push_to_hub(repo_id, tokenizer=run.tokenizer)
+        push_saved_model(accelerator.unwrap_model(loop.model), output_dir, repo_id, run.tokenizer)
         accelerator.print(f"Pushed to https://huggingface.co/{repo_id}")
     return results
 
