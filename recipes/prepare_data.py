@@ -80,7 +80,9 @@ class PrepareArguments:
     tokenizer: str = option("gpt2", '"gpt2" (OpenAI\'s vocabulary, offline) or a tokenizer folder or Hub name')
     shard_tokens: int = option(100_000_000, "tokens per shard (a shard ends at the first 1 MB call past it)")
     validation_tokens: int = option(
-        1 << 20, "without a validation set: the first documents up to this many tokens are held out"
+        1 << 20,
+        "without a validation set: the first documents up to this many tokens are held out (whole documents; inside "
+        "a document that runs past twice as many)",
     )
     max_documents: int | None = option(None, "read at most this many training documents (a slice of a corpus)")
     overwrite_output_dir: bool = option(False, "delete a finished or different preparation in --output_dir first")
@@ -392,15 +394,22 @@ def prepare(args: PrepareArguments) -> dict:
         resume = start if phase == start["phase"] else None
         documents = resume["documents"] if resume else 0  # of this phase, begun
         limit = args.max_documents if split == "train" else None
-        # Held out: the documents before the first training shard, until --validation_tokens (whole documents).
+        # Held out: the first documents, whole, until --validation_tokens; inside a document that runs past twice as
+        # many (a corpus of one long text), at the first piece past that.
         holding_out = hold_out and not preparation.shards["train"]
         for piece_batch in batches(pieces_of(sources, phase, resume, limit)):
             for piece, ids in zip(piece_batch, encode([piece.text for piece in piece_batch])):
                 characters += len(piece.text)
+                held = preparation.tokens("validation") if holding_out else 0
+                if holding_out and piece.first and held >= args.validation_tokens:
+                    preparation.close_shard({**piece.before, "documents": documents})
+                    holding_out = False
+                elif holding_out and held >= 2 * args.validation_tokens:  # inside a document longer than that
+                    preparation.close_shard(
+                        {**piece.after, "pieces": piece.after["pieces"] - 1, "documents": documents}
+                    )
+                    holding_out = False
                 if piece.first:
-                    if holding_out and preparation.tokens("validation") >= args.validation_tokens:
-                        preparation.close_shard({**piece.before, "documents": documents})
-                        holding_out = False
                     ids = np.concatenate(([separator], ids))
                     documents += 1
                 preparation.write("validation" if holding_out else split, ids, int(piece.first))

@@ -83,15 +83,15 @@ def write_jsonl(path, documents):
 def test_jsonl_records_become_separator_and_ids(tmp_path, gpt2, small_pieces):
     documents = documents_of(tmp_path)
     folder = prepare(tmp_path, "--train_file", write_jsonl(tmp_path / "c.jsonl", documents), "--shard_tokens", 4096,
-                     "--validation_tokens", 3000)  # fmt: skip
+                     "--validation_tokens", 2000)  # fmt: skip
     np.testing.assert_array_equal(whole(folder), expected_stream(gpt2, documents))
     index = json.loads((folder / INDEX).read_text())
     assert index["dtype"] == "<u2" and index["vocab_size"] == 50257 and index["separator_id"] == SEPARATOR
     assert not (folder / PROGRESS).exists() and not list(folder.glob("*.partial"))
-    # Held out: whole documents until 3,000 tokens; the training shards take the rest, a shard per ~4,096 tokens.
+    # Held out: whole documents until 2,000 tokens; the training shards take the rest, a shard per ~4,096 tokens.
     validation = stream(folder, "validation")
     lengths = [1 + len(gpt2(d, add_special_tokens=False)["input_ids"]) for d in documents]
-    held = next(k for k in range(1, len(lengths) + 1) if sum(lengths[:k]) >= 3000)
+    held = next(k for k in range(1, len(lengths) + 1) if sum(lengths[:k]) >= 2000)
     assert len(validation) == sum(lengths[:held])
     assert sum(s["documents"] for s in index["shards"]["validation"]) == held
     assert sum(s["documents"] for s in index["shards"]["train"]) == len(documents) - held
@@ -526,3 +526,16 @@ def test_pretraining_refuses_bad_shards(shards, tmp_path, capsys, no_training):
     train_tokenizer("gpt2", Dataset.from_dict({"text": [FIXTURE.read_text()[:5000]]}), 300).save_pretrained(other)
     err = pretrain_fails_with([*out, "--token_shards", shards, "--tokenizer", other], capsys)
     assert "is not the one that wrote the token shards" in err
+
+
+def test_a_corpus_of_one_long_document_is_held_out_inside_it(tmp_path, gpt2, small_pieces):
+    """One text file, one document (the corpus that made `datasets.map` run out of memory): the validation split ends
+    at the first piece past twice --validation_tokens, and training takes the rest of the same document."""
+    text = FIXTURE.read_text()[:60000]
+    (tmp_path / "book.txt").write_text(text)
+    folder = prepare(tmp_path, "--train_file", tmp_path / "book.txt", "--validation_tokens", 1000)
+    np.testing.assert_array_equal(whole(folder), expected_stream(gpt2, [text]))
+    validation, train = stream(folder, "validation"), stream(folder, "train")
+    assert 2000 <= len(validation) < 2000 + 1000 and len(train) > 5 * len(validation)  # pieces of 2,000 characters
+    index = json.loads((folder / INDEX).read_text())["shards"]
+    assert [s["documents"] for s in index["validation"]] == [1] and [s["documents"] for s in index["train"]] == [0]
