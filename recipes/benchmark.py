@@ -264,9 +264,11 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args, variants: di
     rows = []
     cases = args.measured_cases
     optimizers = {name: adamw(model, device) for name, model in models.items()} if "train" in cases else {}
+    # --torch_compile: the train and forward cases run each model compiled (inductor), compiled in the warm-up runs.
+    runners = {name: torch.compile(model) if args.torch_compile else model for name, model in models.items()}
 
     def train_step(name):
-        model, optimizer = models[name], optimizers[name]
+        model, optimizer = runners[name], optimizers[name]
         model.train()
         with autocast(device, dtype):
             loss = model(input_ids=ids, labels=ids).loss
@@ -286,9 +288,9 @@ def speed_cases(models: dict, config, device, dtype, seq_len, args, variants: di
         optimizers.clear()
 
     def forward(name):
-        models[name].eval()
+        runners[name].eval()
         with torch.inference_mode(), autocast(device, dtype):
-            models[name](input_ids=ids)
+            runners[name](input_ids=ids)
 
     if "forward" in cases:
         seconds = time_alternately({n: (lambda n=n: forward(n)) for n in models}, device, warmup, repeats)
@@ -586,6 +588,7 @@ class BenchmarkArguments:
     dtypes: list[str] = option(DTYPES, f"fp32 and / or bf16 autocast: {', '.join(DTYPES)}")
     device: str = option("cpu", "cpu, cuda, ...")
     attn_implementation: str = option("sdpa", "eager, sdpa, flash_attention_2 (transformers' GPT-1: eager only)")
+    torch_compile: bool = option(False, "train and forward cases with both models compiled (torch.compile)")
     warmup: int = option(2, "untimed runs of each case first")
     repeats: int = option(5, "timed runs of each case (generation: half as many); the median counts")
     cases: list[str] = option(CASES, f"what to measure: {', '.join(CASES)}")
@@ -621,6 +624,8 @@ class BenchmarkArguments:
         at_least("new_tokens", self.new_tokens, 2)  # the first new token holds the prompt's forward: not counted
         at_least("eval_tokens", self.eval_tokens, 2)
         at_least("warmup", self.warmup, 0)
+        if self.torch_compile and self.warmup < 1:
+            raise ValueError("--torch_compile needs --warmup of at least 1: the first run compiles, it is not timed")
         if self.variants and self.device != "cpu":
             raise ValueError(
                 f"--variants {' '.join(self.variants)} are CPU inference forms; --device is {self.device!r}"
