@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer
-from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, load_gpt2_tokenizer
+from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 from recipes import evaluate_zero_shot
 from recipes.families import load_tokenizer_for
 
@@ -21,25 +21,6 @@ DOCUMENTS = [
     "It was a dark and stormy night; the rain fell in torrents, except at occasional intervals.",
     "Call me Ishmael. Some years ago, never mind how long precisely, I thought I would sail about a little.",
 ]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_gpt2_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-gpt2")
-    GPT2OriginsLMHeadModel(GPT2OriginsConfig.from_preset("tiny")).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def model(model_dir):
-    return GPT2OriginsLMHeadModel.from_pretrained(model_dir).eval()
 
 
 def write_jsonl(path, rows):

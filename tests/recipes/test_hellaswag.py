@@ -10,7 +10,6 @@ import pytest
 import torch
 from datasets import load_dataset
 
-from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, load_gpt2_tokenizer
 from recipes import evaluate_zero_shot
 from recipes.arguments import CONFIGS, parse_arguments
 from recipes.evaluate_zero_shot import clean_hellaswag, hellaswag_query
@@ -86,25 +85,6 @@ EXPECTED = [
         1,
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_gpt2_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny-gpt2")
-    GPT2OriginsLMHeadModel(GPT2OriginsConfig.from_preset("tiny")).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def model(model_dir):
-    return GPT2OriginsLMHeadModel.from_pretrained(model_dir).eval()
 
 
 def run(model_dir, tmp_path, *options):

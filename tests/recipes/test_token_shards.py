@@ -219,6 +219,22 @@ class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, no `finally` of the recipe cleans up (it has none)."""
 
 
+def prepare_killed(tmp_path, args, at_write: int):
+    """`prepare` stopped (as by SIGKILL) at the `at_write`-th ShardWriter.write call of the run."""
+    original, calls = ShardWriter.write, {"n": 0}
+
+    def write(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == at_write:
+            raise Killed
+        return original(self, *a, **k)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ShardWriter, "write", write)
+        with pytest.raises(Killed):
+            prepare(tmp_path, *args)
+
+
 @pytest.mark.parametrize("source", ["txt", "jsonl"])
 @pytest.mark.parametrize("where", ["mid_shard", "after_rename"])
 def test_killed_preparation_resumes_to_the_same_shards(tmp_path, small_pieces, monkeypatch, source, where):
@@ -232,19 +248,10 @@ def test_killed_preparation_resumes_to_the_same_shards(tmp_path, small_pieces, m
     args += ["--shard_tokens", 2048, "--validation_tokens", 1500]
     reference = prepare(tmp_path, *args, output="reference")
 
-    calls = {"n": 0}
     if where == "mid_shard":
-        original = ShardWriter.write
-
-        def write(self, *a, **k):
-            calls["n"] += 1
-            if calls["n"] == 40:
-                raise Killed
-            return original(self, *a, **k)
-
-        monkeypatch.setattr(ShardWriter, "write", write)
+        prepare_killed(tmp_path, args, at_write=40)
     else:  # the shard is renamed into place, the progress not yet written
-        original = prepare_data.write_json_atomically
+        original, calls = prepare_data.write_json_atomically, {"n": 0}
 
         def write_json(path, content):
             if path.name == PROGRESS:
@@ -253,17 +260,13 @@ def test_killed_preparation_resumes_to_the_same_shards(tmp_path, small_pieces, m
                     raise Killed
             return original(path, content)
 
-        monkeypatch.setattr(prepare_data, "write_json_atomically", write_json)
-    with pytest.raises(Killed):
-        prepare(tmp_path, *args)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(prepare_data, "write_json_atomically", write_json)
+            with pytest.raises(Killed):
+                prepare(tmp_path, *args)
     assert (tmp_path / "shards" / PROGRESS).is_file() and not (tmp_path / "shards" / INDEX).exists()
     with pytest.raises(Exception, match="has not finished"):
         ShardIndex.read(tmp_path / "shards")
-    monkeypatch.undo()
-    monkeypatch.setattr(corpus, "PIECE_CHARS", 2000)
-    monkeypatch.setattr(prepare_data, "PIECE_CHARS", 2000)
-    monkeypatch.setattr(prepare_data, "READ_CHARS", 700)
-    monkeypatch.setattr(prepare_data, "CALL_CHARS", 5000)
     prepare(tmp_path, *args)
     folder = tmp_path / "shards"
     assert json.loads((folder / INDEX).read_text())["shards"] == json.loads((reference / INDEX).read_text())["shards"]
@@ -278,19 +281,7 @@ def test_resume_continues_a_stream_from_its_state(tmp_path, small_pieces, monkey
     args = ["--train_file", write_jsonl(tmp_path / "c.jsonl", documents), "--shard_tokens", 2048]
     args += ["--validation_tokens", 1500]
     reference = prepare(tmp_path, *args, output="reference")
-    original_write = ShardWriter.write
-    calls = {"n": 0}
-
-    def write(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 60:
-            raise Killed
-        return original_write(self, *a, **k)
-
-    monkeypatch.setattr(ShardWriter, "write", write)
-    with pytest.raises(Killed):
-        prepare(tmp_path, *args)
-    monkeypatch.setattr(ShardWriter, "write", original_write)
+    prepare_killed(tmp_path, args, at_write=60)
     position = json.loads((tmp_path / "shards" / PROGRESS).read_text())["position"]
     assert position["state"]["stream"]  # the stream's own state
     loaded = []
@@ -371,19 +362,7 @@ def test_an_unfinished_preparation_resumes_only_with_the_same_settings(tmp_path,
     documents = documents_of(tmp_path)
     corpus_file = write_jsonl(tmp_path / "c.jsonl", documents)
     args = ["--train_file", corpus_file, "--validation_tokens", 1000, "--shard_tokens", 2048]
-    original = ShardWriter.write
-    calls = {"n": 0}
-
-    def write(self, *a, **k):
-        calls["n"] += 1
-        if calls["n"] == 40:
-            raise Killed
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(ShardWriter, "write", write)
-    with pytest.raises(Killed):
-        prepare(tmp_path, *args)
-    monkeypatch.setattr(ShardWriter, "write", original)
+    prepare_killed(tmp_path, args, at_write=40)
     folder = tmp_path / "shards"
     err = fails_with(["--output_dir", folder, *args[:-1], 4096], capsys)
     assert "holds an unfinished preparation with other settings (changed: shard_tokens)" in err
