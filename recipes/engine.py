@@ -95,7 +95,7 @@ class Hooks:
 
     def write_extra(self, loop: "TrainingLoop", folder: Path):
         """Files a checkpoint carries besides the training state: the model's config.json and the tokenizer."""
-        loop.accelerator.unwrap_model(loop.model).config.to_json_file(Path(folder) / "config.json")
+        bare_model(loop.accelerator, loop.model).config.to_json_file(Path(folder) / "config.json")
         self.run.tokenizer.save_pretrained(folder)
 
 
@@ -346,6 +346,14 @@ def own_class(model):
         model.__class__ = sharded
 
 
+COMPILED_PREFIX = "_orig_mod."  # torch.compile's wrapper holds the model as `_orig_mod`
+
+
+def bare_model(accelerator, model):
+    """The model itself: out of DDP / FSDP wrappers and out of torch.compile's (`--torch_compile`)."""
+    return accelerator.unwrap_model(model, keep_torch_compile=False)
+
+
 def push_saved_model(model, folder: Path, repo_id: str, tokenizer):
     """Pushes the model as `save_model` saved it in `folder` (read back with the model's own class), with its
     tokenizer: not the live model, whose parameters are shards under FSDP."""
@@ -365,8 +373,12 @@ def steps_per_epoch(micro_batches_per_process: int, gradient_accumulation_steps:
 def save_model(accelerator, model, tokenizer, folder: Path):
     """The (unwrapped, gathered) model and its tokenizer with `save_pretrained`, on the main process."""
     accelerator.wait_for_everyone()
-    state_dict = accelerator.get_state_dict(model)  # collective under FSDP: every process takes part
-    unwrapped = accelerator.unwrap_model(model)
+    # Collective under FSDP: every process takes part. Accelerate's unwrapping keeps a torch.compile wrapper by
+    # default, whose state dict names every weight "_orig_mod.<name>": the saved folder would not load.
+    state_dict = {
+        name.removeprefix(COMPILED_PREFIX): tensor for name, tensor in accelerator.get_state_dict(model).items()
+    }
+    unwrapped = bare_model(accelerator, model)
     with own_class(unwrapped):
         unwrapped.save_pretrained(
             folder, is_main_process=accelerator.is_main_process, save_function=accelerator.save, state_dict=state_dict

@@ -60,6 +60,7 @@ from .engine import (
     RecipeRun,
     Schedule,
     TrainingLoop,
+    bare_model,
     push_saved_model,
     restore_progress,
     run_recipe,
@@ -480,7 +481,7 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
     accelerator, progress, output_dir, metric = run.accelerator, loop.progress, run.output_dir, run.metric
     accelerator.wait_for_everyone()
     if progress.best["step"] != progress.step:
-        load_saved_weights(accelerator.unwrap_model(loop.model), output_dir)
+        load_saved_weights(bare_model(accelerator, loop.model), output_dir)
     final = {
         split: evaluate(loop.model, loader, accelerator, run.task, run.positive)
         for split, loader in run.eval_dataloaders.items()
@@ -504,7 +505,7 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
     report(accelerator, results, output_dir, metric)
     if accelerator.is_main_process and run.args.push_to_hub:
         repo_id = hub_repo_id(run.args)
-        push_saved_model(accelerator.unwrap_model(loop.model), output_dir, repo_id, run.tokenizer)
+        push_saved_model(bare_model(accelerator, loop.model), output_dir, repo_id, run.tokenizer)
         accelerator.print(f"Pushed to https://huggingface.co/{repo_id}")
     return results
 

@@ -58,6 +58,7 @@ from .engine import (
     Schedule,
     TrainingLoop,
     TrainingProgress,
+    bare_model,
     push_saved_model,
     restore_progress,
     run_recipe,
@@ -623,7 +624,7 @@ def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict) -> Train
     )
     if args.push_to_hub:
         repo_id = hub_repo_id(args)
-        push_saved_model(accelerator.unwrap_model(loop.model), output_dir, repo_id, run.tokenizer)
+        push_saved_model(bare_model(accelerator, loop.model), output_dir, repo_id, run.tokenizer)
         accelerator.print(f"Pushed to https://huggingface.co/{repo_id}")
     return progress
 

@@ -326,3 +326,26 @@ def test_a_run_config_with_an_unknown_key_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         pretrain.parse_args(["--config", str(config)])
     assert "sets ['learning_rat'], which are not options of this recipe" in capsys.readouterr().err
+
+
+def test_a_compiled_model_saves_under_its_own_weight_names(tmp_path):
+    """`--torch_compile`: Accelerate's unwrapping keeps torch.compile's wrapper, whose state dict says
+    "_orig_mod.<name>"; the saved folder holds the model's own names and loads (the wrapper compiles lazily: nothing
+    is compiled here)."""
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM
+
+    from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, load_gpt2_tokenizer
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(cpu=True)
+    model = GPT2OriginsLMHeadModel(GPT2OriginsConfig.from_preset("tiny"))
+    compiled = torch.compile(model)
+    assert all(name.startswith("_orig_mod.") for name in accelerator.get_state_dict(compiled))
+    engine.save_model(accelerator, compiled, load_gpt2_tokenizer(), tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert type(loaded) is GPT2OriginsLMHeadModel
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+    assert engine.bare_model(accelerator, compiled) is model
+    AcceleratorState._reset_state(reset_partial_state=True)
