@@ -27,6 +27,7 @@ if __name__ == "__main__" and not __package__:  # a script path: `python recipes
     from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
 
 import itertools
+import json
 import os
 import shutil
 import time
@@ -321,8 +322,6 @@ def check_output_dir(folder: Path, settings: dict, overwrite: bool) -> dict | No
             f"--output_dir {os.fspath(folder)!r} holds a finished preparation ({INDEX}): give another folder, or "
             f"--overwrite_output_dir to delete it and prepare again."
         )
-    import json
-
     progress = json.loads((folder / PROGRESS).read_text())
     if progress.get("settings") != settings:
         before, now = progress.get("settings", {}), settings
