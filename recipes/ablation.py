@@ -41,12 +41,12 @@ from transformers import AutoTokenizer
 
 from modeling_gpt1 import TASK_FAMILIES, GPT1OriginsConfig, GPT1OriginsLMHeadModel
 
-from .arguments import at_least, parse_arguments, read_config
-from .errors import RecipeError, exit_with_error
+from .core.arguments import at_least, parse_arguments, read_config
+from .core.errors import RecipeError, exit_with_error
+from .core.options import option
+from .evaluation.metrics import matthews_correlation
 from .finetune import RESULTS, FinetuneArguments, parse_learning_rate, training_function
-from .metrics import matthews_correlation
-from .options import option
-from .task_setup import predict
+from .training.task_setup import predict
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)

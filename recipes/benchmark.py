@@ -61,10 +61,10 @@ from transformers.pytorch_utils import Conv1D
 
 from modeling_gpt2.loading import swap_projection_layout  # the same names in both families
 
-from .arguments import at_least, parse_arguments
-from .errors import RecipeError, exit_with_error
-from .families import MODEL_FAMILIES, family_of, load_causal_lm, load_tokenizer_for
-from .options import option
+from .core.arguments import at_least, parse_arguments
+from .core.errors import RecipeError, exit_with_error
+from .core.options import option
+from .models.families import MODEL_FAMILIES, family_of, load_causal_lm, load_tokenizer_for
 
 PROG = "python -m recipes.benchmark"
 # Fields both configs share (same names in transformers' GPT2Config / OpenAIGPTConfig and ours).

@@ -30,13 +30,13 @@ import textwrap
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .arguments import at_least, parse_arguments
-from .corpus import SHAKESPEARE, SOTU
-from .errors import RecipeError, exit_with_error
-from .options import option
+from .core.arguments import at_least, parse_arguments
+from .core.errors import RecipeError, exit_with_error
+from .core.options import option
+from .data.corpus import SHAKESPEARE, SOTU
 
 PROG = "python -m recipes.benchmark_data"
-HELD_OUT = Path(__file__).parent / "data" / "held_out_persuasion.txt"
+HELD_OUT = Path(__file__).parent / "data" / "bundled" / "held_out_persuasion.txt"
 REPO = Path(__file__).parents[1]
 
 

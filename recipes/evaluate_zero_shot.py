@@ -2,7 +2,7 @@
 
 GPT-2's claim (Radford et al. 2019, section 3) is that a language model does tasks it was never trained for when
 they are posed as text to continue. This recipe measures that four ways, chosen by `--task`, on a saved GPT-2 or
-GPT-1 folder (a pre-training run's, a fine-tuned GPT-1's; its config.json names the family, recipes/families.py
+GPT-1 folder (a pre-training run's, a fine-tuned GPT-1's; its config.json names the family, recipes/models/families.py
 loads it), a Hub model (`--model openai-community/gpt2`; transformers' own GPT-2 and GPT-1 checkpoints load as they
 are), or a GPT-2 preset of the paper's sizes with random weights (`--model tiny`, for smoke runs without the Hub):
 
@@ -53,7 +53,7 @@ All choices and windows of a task are scored in batches of `--per_device_eval_ba
 length, padded on `--padding_side` with an attention mask and position ids counted over the real tokens, under
 `torch.inference_mode`, on the device Accelerate picks (`accelerate launch` splits the batches over processes).
 The results go to `--output_file` (JSON, default runs/zero-shot/<task>-<model>.json) and are printed as a table.
-Options can also come from a YAML run config (`--config FILE`, recipes/arguments.py); the command line overrides
+Options can also come from a YAML run config (`--config FILE`, recipes/core/arguments.py); the command line overrides
 it. A bad option, file, row or checkpoint stops the recipe with a one-line error (exit status 2) before any scoring.
 """
 
@@ -80,10 +80,11 @@ from tqdm.auto import tqdm
 
 import modeling_gpt2
 
-from .arguments import at_least, parse_arguments
-from .corpus import builder_for, check_files_exist, load_documents
-from .errors import RecipeError, exit_with_error
-from .families import (
+from .core.arguments import at_least, parse_arguments
+from .core.errors import RecipeError, exit_with_error
+from .core.options import option
+from .data.corpus import builder_for, check_files_exist, load_documents
+from .models.families import (
     family_of,
     load_causal_lm,
     load_config,
@@ -91,7 +92,6 @@ from .families import (
     preset_model,
     preset_tokenizer,
 )
-from .options import option
 
 PROG = "python -m recipes.evaluate_zero_shot"
 
@@ -137,8 +137,8 @@ def is_preset(model: str) -> bool:
 
 def load_config_and_tokenizer(args):
     """`--model`'s config and tokenizer, no weights: a GPT-2 preset name (OpenAI's tokenizer), else a GPT-2 or GPT-1
-    folder or Hub name (recipes/families.py: its config.json names the family), with the folder's tokenizer (a GPT-2
-    folder without one: OpenAI's)."""
+    folder or Hub name (recipes/models/families.py: its config.json names the family), with the folder's tokenizer (a
+    GPT-2 folder without one: OpenAI's)."""
     if is_preset(args.model):
         return modeling_gpt2.GPT2OriginsConfig.from_preset(args.model), preset_tokenizer("gpt2")
     try:
@@ -252,7 +252,8 @@ def load_rows(args) -> Dataset:
 
 
 def load_texts(args) -> list[str]:
-    """Perplexity: the documents (recipes/corpus.py drops empty ones), or all of them joined with `--join_with`."""
+    """Perplexity: the documents (recipes/data/corpus.py drops empty ones), or all of them joined with
+    `--join_with`."""
     source = {"dataset_name": args.dataset_name, "dataset_config_name": args.dataset_config_name}
     documents = load_documents(args.data_file, **source, train_split=args.dataset_split, text_column=args.text_column)
     documents = documents["train"]

@@ -11,11 +11,11 @@ linear head on the extract token, trained on L3 = L2(task) + lm_coef * L1(LM).
         --train_file train.jsonl --validation_file validation.jsonl --test_file test.jsonl
     python -m recipes.finetune --task_type multiple_choice --model_name_or_path tiny --tokenizer train \\
         --train_file choices.jsonl --num_train_epochs 1          # random weights: a smoke test, not a model
-    accelerate launch --config_file recipes/configs/multi_gpu.yaml -m recipes.finetune ...
+    accelerate launch --config_file recipes/configs/launch/multi_gpu.yaml -m recipes.finetune ...
 
 What happens, in order:
-1. The data is loaded and every row checked (recipes/task_data.py); the tokenizer is loaded (`--tokenizer`, default
-   the model's) and given the task tokens `_start_`, `_delimiter_`, `_classify_` if it lacks them, the model's
+1. The data is loaded and every row checked (recipes/data/task_data.py); the tokenizer is loaded (`--tokenizer`,
+   default the model's) and given the task tokens `_start_`, `_delimiter_`, `_classify_` if it lacks them, the model's
    embedding growing to match (new rows N(0, 0.02)); the config gets the task type, the classes and the token ids.
 2. Each example becomes the paper's input transformation (`modeling_gpt1.GPT1TaskEncoder`, `--max_length` tokens at
    most), batched by `GPT1TaskCollator`.
@@ -23,7 +23,7 @@ What happens, in order:
    on matrices only, batch 32, 3 epochs, linear warm-up over 0.2% of the steps then linear decay to 0, gradient
    norm clipped at 1, classifier dropout 0.1, lambda (`--lm_coef`) 0.5. `--freeze_body` trains only what
    fine-tuning adds: the task head and the three task-token embeddings.
-4. After every epoch: validation loss and the task's metrics (recipes/metrics); the best model by
+4. After every epoch: validation loss and the task's metrics (recipes/evaluation/metrics); the best model by
    `--metric_for_best_model` is saved with its tokenizer in `--output_dir` (Auto classes, or remote code). Atomic
    checkpoints as in pre-training (`--checkpointing_steps`, `--resume_from_checkpoint latest` continues bit for bit).
 5. At the end: the best model on the test split (and any other evaluation split, e.g. MNLI mismatched), and
@@ -53,9 +53,9 @@ from transformers import AutoTokenizer
 from modeling_gpt1 import TASK_FAMILIES, GPT1TaskCollator
 from modeling_gpt1.tasks import KEEP_MODES
 
-from .accelerators import build_accelerator
-from .arguments import at_least, parse_arguments
-from .engine import (
+from .core.accelerators import build_accelerator
+from .core.arguments import at_least, parse_arguments
+from .core.engine import (
     Hooks,
     RecipeRun,
     Schedule,
@@ -67,11 +67,10 @@ from .engine import (
     save_model,
     steps_per_epoch,
 )
-from .errors import RecipeError, exit_with_error
-from .lr_range_test import AUTO, range_test
-from .optim import build_optimizer, build_scheduler
-from .options import TrainingOptions, option
-from .run_folder import (
+from .core.errors import RecipeError, exit_with_error
+from .core.optim import build_optimizer, build_scheduler
+from .core.options import TrainingOptions, option
+from .core.run_folder import (
     check_resume,
     checkpoints_root,
     fingerprint_rows,
@@ -80,8 +79,9 @@ from .run_folder import (
     open_run_folder,
     read_marker,
 )
-from .task_data import TaskData
-from .task_setup import (
+from .data.task_data import TaskData
+from .training.lr_range_test import AUTO, range_test
+from .training.task_setup import (
     POSITIVE_RULE,
     PRESETS,
     PositiveLabel,
@@ -186,8 +186,8 @@ class FinetuneArguments(TrainingOptions):
     learning_rate: str | None = option(
         None,
         'peak learning rate of AdamW: a number, or "auto", a learning-rate range test of 100 steps before training '
-        "(recipes/lr_range_test.py); default: the paper's 6.25e-5 for its 12 x 768 model, auto for any other size "
-        "(a 4 x 256 model hardly moves at 6.25e-5)",
+        "(recipes/training/lr_range_test.py); default: the paper's 6.25e-5 for its 12 x 768 model, auto for any other "
+        "size (a 4 x 256 model hardly moves at 6.25e-5)",
     )
     weight_decay: float = option(0.01, "decoupled weight decay, on matrices only")
     adam_beta1: float = option(0.9, "AdamW beta1")
@@ -511,7 +511,7 @@ def finish(run: FinetuneRun, loop: TrainingLoop, hyperparameters: dict) -> dict:
 
 
 def training_function(args: FinetuneArguments) -> dict:
-    """Fine-tuning from parsed options (recipes/engine.py `run_recipe`); returns the results."""
+    """Fine-tuning from parsed options (recipes/core/engine.py `run_recipe`); returns the results."""
     return run_recipe("finetune", args, prepare_run, build_loop, describe, finish)
 
 

@@ -1,6 +1,6 @@
 """Fine-tune a GPT-1 on a labelled task with transformers' Trainer: recipes/finetune.py's Trainer twin.
 
-The same command line, data (recipes/task_data.py), tokenizer, model, encoder and collator as recipes/finetune.py,
+The same command line, data (recipes/data/task_data.py), tokenizer, model, encoder and collator as recipes/finetune.py,
 and the paper's defaults as TrainingArguments (linear schedule with a 0.2% warm-up, weight decay 0.01 on matrices,
 max grad-norm 1, fused AdamW); on the same data and seed it gives the same metrics. Evaluation and checkpoints
 follow `--checkpointing_steps` ("epoch" by default); the best model is loaded at the end, saved with its tokenizer in
@@ -29,15 +29,15 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_gpt1 import GPT1TaskCollator
 
-from . import task_setup
-from .accelerators import has_accelerator
-from .errors import RecipeError, exit_with_error
+from .core.accelerators import has_accelerator
+from .core.errors import RecipeError, exit_with_error
+from .core.optim import build_optimizer
+from .core.run_folder import check_hub_upload, lock_output_dir
+from .data.task_data import TaskData
 from .finetune import RESULTS, FinetuneArguments, default_learning_rate, find_learning_rate, parse_args, report
-from .lr_range_test import AUTO
-from .optim import build_optimizer
-from .run_folder import check_hub_upload, lock_output_dir
-from .task_data import TaskData
-from .task_setup import PositiveLabel
+from .training import task_setup
+from .training.lr_range_test import AUTO
+from .training.task_setup import PositiveLabel
 
 LOSSES = ("task_loss", "lm_loss")  # beside `loss` (L3) in the model's output; Trainer's evaluation keeps only `loss`
 
@@ -207,7 +207,8 @@ def _metrics(record: dict, prefix: str, reported) -> dict:
 
 
 def training_function(args: FinetuneArguments) -> dict:
-    """Fine-tuning with Trainer, holding the output folder's lock (recipes/run_lock.py) from the first write to the
+    """Fine-tuning with Trainer, holding the output folder's lock (recipes/core/run_lock.py) from the first write to
+    the
     last: a second run on the same folder is refused, naming this one."""
     hyperparameters = args.hyperparameters()
     check_hub_upload(args)

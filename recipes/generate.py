@@ -22,9 +22,10 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from .arguments import at_least, parse_arguments
-from .errors import RecipeError, exit_with_error
-from .families import (
+from .core.arguments import at_least, parse_arguments
+from .core.errors import RecipeError, exit_with_error
+from .core.options import option
+from .models.families import (
     MODEL_FAMILIES,
     get_family,
     load_causal_lm,
@@ -33,7 +34,6 @@ from .families import (
     preset_model,
     preset_tokenizer,
 )
-from .options import option
 
 PROG = "python -m recipes.generate"
 DEFAULT_PROMPT = "It was a dark and stormy night"

@@ -12,7 +12,7 @@ from pathlib import Path
 from transformers import AutoConfig
 
 from .benchmark import training_flops_per_token
-from .errors import RecipeError, exit_with_error
+from .core.errors import RecipeError, exit_with_error
 
 PROG = "python -m recipes.gpu_check_report"
 TARGET_MFU, TARGET_RATIO = 0.40, 1.10

@@ -1,10 +1,11 @@
-"""Tokenise a corpus once into token shards for pre-training at corpus scale (recipes/token_shards.py).
+"""Tokenise a corpus once into token shards for pre-training at corpus scale (recipes/data/token_shards.py).
 
 The corpus is local files (`--train_file`: .txt read as a stream, one document per file, line or paragraph with
 `--document_boundary`; .jsonl/.csv/.parquet one document per record, compressed or not) or a Hub dataset read as a
 stream (`--dataset_name`, `--dataset_config_name`, `--dataset_split`), so nothing is copied or cached first. Documents
 are cut into pieces of about 16K characters where the tokenizer splits words anyway (the ids are those of the whole
-document, recipes/corpus.py `split_text`), the pieces go to the `tokenizers` library in calls of about 1 MB of text,
+document, recipes/data/corpus.py `split_text`), the pieces go to the `tokenizers` library in calls of about 1 MB of
+text,
 which it encodes on all cores (`encode_batch_fast`), and the ids are appended to shard files of about
 `--shard_tokens` tokens, each document preceded by the separator token (GPT-2's `<|endoftext|>`, GPT-1's `_start_`).
 Memory is bounded by one call's text and ids, whatever the corpus' size or its longest document.
@@ -20,7 +21,8 @@ index.json, and is never written over without `--overwrite_output_dir`.
     python -m recipes.prepare_data --config prepare-fineweb-edu-10B          # 10B GPT-2 tokens of FineWeb-Edu
     python -m recipes.pretrain --config pretrain-gpt2-124M --token_shards data/fineweb-edu-10B
 
-Options can also come from a YAML run config (`--config FILE`, recipes/arguments.py); the command line overrides it.
+Options can also come from a YAML run config (`--config FILE`, recipes/core/arguments.py); the command line overrides
+it.
 """
 
 if __name__ == "__main__" and not __package__:  # a script path: `python recipes/prepare_data.py`
@@ -41,8 +43,11 @@ from tokenizers import Tokenizer
 
 from modeling_gpt2 import load_gpt2_tokenizer
 
-from .arguments import at_least, parse_arguments
-from .corpus import (
+from .core.arguments import at_least, parse_arguments
+from .core.errors import RecipeError, exit_with_error
+from .core.options import option
+from .core.run_folder import fingerprint_tokenizer
+from .data.corpus import (
     _CUT,
     BUNDLED,
     CALL_CHARS,
@@ -55,11 +60,8 @@ from .corpus import (
     resolve_bundled,
     split_text,
 )
-from .errors import RecipeError, exit_with_error
-from .options import option
-from .run_folder import fingerprint_tokenizer
-from .token_shards import FORMAT, INDEX, PROGRESS, VERSION, ShardWriter, token_dtype, write_json_atomically
-from .train_tokenizer import load_tokenizer
+from .data.token_shards import FORMAT, INDEX, PROGRESS, VERSION, ShardWriter, token_dtype, write_json_atomically
+from .data.tokenizer import load_tokenizer
 
 PROG = "python -m recipes.prepare_data"
 READ_CHARS = 1 << 20  # a .txt file is read this many characters at a time

@@ -1,6 +1,7 @@
 """Pre-train a GPT-2 or GPT-1 from scratch on a text corpus: one CPU, one GPU or many devices, with Accelerate.
 
-Without a model option it is the README's main job, the CPU demo (run config `recipes/configs/pretrain-demo-gpt2.yaml`,
+Without a model option it is the README's main job, the CPU demo (run config
+`recipes/configs/pretrain/pretrain-demo-gpt2.yaml`,
 or `-gpt1` with `--model_type gpt1`): a small GPT-2 (4 blocks of width 256, a 8,192-token BPE learned first) trained
 for 400 steps on the complete works of Shakespeare, which ship with gpt-origins; on 2 CPU cores it takes under 7
 minutes, prints the validation perplexity as it falls, then samples, and says where the model, the loss curve and the
@@ -10,20 +11,22 @@ logs are.
     python -m recipes.pretrain --model_type gpt1                    # the same for GPT-1
     python -m recipes.pretrain --resume_from_checkpoint latest      # after a crash: continues exactly
     python -m recipes.pretrain --config gpt2-124M-fineweb           # a named run config (recipes/configs/)
-    accelerate launch --config_file recipes/configs/multi_gpu.yaml recipes/pretrain.py --config gpt2-124M-fineweb
+    accelerate launch --config_file recipes/configs/launch/multi_gpu.yaml recipes/pretrain.py --config
+    gpt2-124M-fineweb
 
 What happens, in order:
 1. The options are read (dataclass defaults, then `--config`, then the command line) and checked. The corpus is read
-   (local files or a Hub dataset, see recipes/corpus.py), a tokenizer is loaded or trained (`--tokenizer`), the model
+   (local files or a Hub dataset, see recipes/data/corpus.py), a tokenizer is loaded or trained (`--tokenizer`), the
+   model
    config is built (`--preset`, `--config_name` or `--model_name_or_path`, then `--config_overrides`) and every
    input is checked: a bad one stops the run before any training time is spent.
 2. Documents are tokenised with `datasets.map`, separated by the tokenizer's start/end token and packed into blocks
    of `--block_size`; the last `--validation_split_percentage` of the blocks are held out for validation.
 3. AdamW (weight decay on matrices only, fused where torch has it) and a transformers scheduler (linear warm-up,
    then cosine by default); gradient accumulation, clipping, mixed precision, optional gradient checkpointing and
-   torch.compile, all through Accelerate, so the same loop (recipes/engine.py) runs under DDP, FSDP and DeepSpeed.
+   torch.compile, all through Accelerate, so the same loop (recipes/core/engine.py) runs under DDP, FSDP and DeepSpeed.
 4. Every `--eval_steps`: validation loss and perplexity. Every `--checkpointing_steps` and at the end: an atomic
-   checkpoint (recipes/checkpointing.py); `--resume_from_checkpoint` continues bit for bit where it stopped.
+   checkpoint (recipes/core/checkpointing.py); `--resume_from_checkpoint` continues bit for bit where it stopped.
 5. At the end: the model and tokenizer saved with `save_pretrained` in `--output_dir` (loadable with the Auto
    classes, and as remote code without gpt-origins), `loss_curve.png`, a few sampled continuations, and with
    `--push_to_hub` the model on the Hub.
@@ -49,10 +52,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, default_data_colla
 from modeling_gpt2 import load_gpt2_tokenizer
 from modeling_gpt2.compat import enable_activation_checkpointing
 
-from .accelerators import build_accelerator
-from .arguments import at_least, parse_arguments
-from .corpus import DOCUMENT_BOUNDARIES, check_document_boundary, load_documents, pack_blocks, split_blocks
-from .engine import (
+from .core.accelerators import build_accelerator
+from .core.arguments import at_least, parse_arguments
+from .core.engine import (
     Hooks,
     RecipeRun,
     Schedule,
@@ -65,12 +67,11 @@ from .engine import (
     save_model,
     steps_per_epoch,
 )
-from .errors import RecipeError, exit_with_error
-from .families import MODEL_FAMILIES
-from .optim import build_optimizer, build_scheduler
-from .options import TrainingOptions, option
-from .plotting import save_loss_curve
-from .run_folder import (
+from .core.errors import RecipeError, exit_with_error
+from .core.optim import build_optimizer, build_scheduler
+from .core.options import TrainingOptions, option
+from .core.plotting import save_loss_curve
+from .core.run_folder import (
     check_resume,
     check_resume_data,
     checkpoints_root,
@@ -79,8 +80,10 @@ from .run_folder import (
     hub_repo_id,
     open_run_folder,
 )
-from .token_shards import ShardIndex, TokenBlocks
-from .train_tokenizer import check_vocab_size, load_tokenizer, train_tokenizer
+from .data.corpus import DOCUMENT_BOUNDARIES, check_document_boundary, load_documents, pack_blocks, split_blocks
+from .data.token_shards import ShardIndex, TokenBlocks
+from .data.tokenizer import check_vocab_size, load_tokenizer, train_tokenizer
+from .models.families import MODEL_FAMILIES
 
 PAPER_WARMUP_STEPS = 2000  # GPT-1, section 4.1
 # Without --sample_prompts, each sample's prompt is the first whole words of a line of the validation text, at most
@@ -630,7 +633,7 @@ def finish(run: PretrainRun, loop: TrainingLoop, hyperparameters: dict) -> Train
 
 
 def training_function(args: PretrainArguments) -> TrainingProgress:
-    """Pre-training from parsed options (recipes/engine.py `run_recipe`); returns the loop's progress."""
+    """Pre-training from parsed options (recipes/core/engine.py `run_recipe`); returns the loop's progress."""
     return run_recipe("pretrain", args, prepare_run, build_loop, describe, finish)
 
 

@@ -30,13 +30,13 @@ from pathlib import Path
 import matplotlib
 
 from .ablation import DEFAULT_TASKS, majority_accuracy, make_random_init, parse_tasks
-from .arguments import parse_arguments
-from .checkpointing import checkpoint_step, complete_checkpoints
-from .errors import RecipeError, exit_with_error
+from .core.arguments import parse_arguments
+from .core.checkpointing import checkpoint_step, complete_checkpoints
+from .core.errors import RecipeError, exit_with_error
+from .core.options import option
+from .core.run_folder import checkpoints_root
 from .evaluate_zero_shot import ZeroShotArguments, evaluation_function
-from .metrics import matthews_correlation
-from .options import option
-from .run_folder import checkpoints_root
+from .evaluation.metrics import matthews_correlation
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)

@@ -1,7 +1,7 @@
 """The fixtures of the GPT-1 task tests: a small GPT-1 tokenizer and its task tokens' ids."""
 
 import pytest
-from task_fixtures import FIXTURES
+from helpers.task_fixtures import FIXTURES
 
 from modeling_gpt1.tokenization_gpt1 import (
     DELIMITER_TOKEN,

@@ -14,7 +14,7 @@ from pathlib import Path
 import check_copies
 import pytest
 import torch
-from causal_lm_checks import (
+from helpers.causal_lm_checks import (
     check_chunked_loss_equals_plain,
     check_push_keeps_an_existing_model_card,
     check_push_to_hub,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from task_fixtures import FAMILY_ROWS, POLARITY, body, rows
+from helpers.task_fixtures import FAMILY_ROWS, POLARITY, body, rows
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel
 from modeling_gpt1.tasks import KEEP_MODES, GPT1TaskCollator, GPT1TaskEncoder
@@ -272,8 +272,8 @@ def test_bad_padding_choices_name_the_example(tokenizer):
 def test_task_data_loads_rows_of_different_numbers_of_choices(tmp_path, tokenizer):
     """The recipe's data loading accepts rows of 3 and 4 choices (it refused them before), reports the most, and
     its rows batch and run through the model; a label is checked against its own row's choices."""
-    from recipes.errors import RecipeError
-    from recipes.task_data import load_task_data
+    from recipes.core.errors import RecipeError
+    from recipes.data.task_data import load_task_data
 
     iqa, proverbs = rows(IQA), rows(PROVERBS)
     four = [{**row, "choices": row["choices"][:4], "label": min(row["label"], 3)} for row in proverbs[:6]]

@@ -5,7 +5,7 @@ The fixtures are the first 24 training rows of five real task files (tests/fixtu
 
 import pytest
 import torch
-from task_fixtures import FAMILY_ROWS, POLARITY, body, rows
+from helpers.task_fixtures import FAMILY_ROWS, POLARITY, body, rows
 from tokenizers import Tokenizer, models
 from transformers import PreTrainedTokenizerFast
 

@@ -5,7 +5,7 @@ from importlib import resources
 
 import pytest
 import torch
-from causal_lm_checks import (
+from helpers.causal_lm_checks import (
     build,
     check_push_keeps_an_existing_model_card,
     check_push_to_hub,

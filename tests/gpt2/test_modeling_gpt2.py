@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from causal_lm_checks import (
+from helpers.causal_lm_checks import (
     build,
     check_cached_generation_equals_uncached,
     check_chunked_loss_equals_plain,

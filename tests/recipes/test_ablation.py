@@ -15,7 +15,8 @@ FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
+def restore_state():
+    """The ablation sets the thread count (--threads) and leaves Accelerate's state behind: both restored."""
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ import yaml
 
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 from recipes import benchmark
-from recipes.arguments import CONFIGS, parse_arguments
+from recipes.core.arguments import parse_arguments, run_configs
 
 
 @pytest.mark.parametrize("family", ["gpt2", "gpt1"])
@@ -175,11 +175,11 @@ def test_model_path_of_another_family_is_refused(tmp_path, capsys, trained_gpt2,
 # benchmark-data-*.yaml are recipes/benchmark_data.py's (tests/recipes/test_named_runs.py).
 @pytest.mark.parametrize(
     "name",
-    sorted(path.stem for path in CONFIGS.glob("benchmark-*.yaml") if not path.stem.startswith("benchmark-data")),
+    sorted(name for name, path in run_configs().items() if path.parent.name == "benchmark"),
 )
 def test_every_benchmark_run_config_parses(name, trained_gpt2):
     """The runs docs/BENCHMARKS.md records; those of a trained folder get a tiny one in its place."""
-    values = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    values = yaml.safe_load(run_configs()[name].read_text())
     extra = ["--model_path", str(trained_gpt2)] if "model_path" in values else []
     (args,) = parse_arguments([benchmark.BenchmarkArguments], ["--config", name, *extra])
     for key, value in values.items():

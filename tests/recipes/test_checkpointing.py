@@ -1,4 +1,5 @@
-"""recipes/checkpointing.py in-process: atomic saves, the completeness marker, rotation, resolving what to resume."""
+"""recipes/core/checkpointing.py in-process: atomic saves, the completeness marker, rotation, resolving what to
+resume."""
 
 import json
 
@@ -8,8 +9,8 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 from modeling_gpt2 import GPT2OriginsConfig
-from recipes import checkpointing
-from recipes.checkpointing import (
+from recipes.core import checkpointing
+from recipes.core.checkpointing import (
     MARKER,
     check_same_model,
     complete_checkpoints,
@@ -17,7 +18,7 @@ from recipes.checkpointing import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from recipes.errors import RecipeError
+from recipes.core.errors import RecipeError
 
 
 class Interrupted(BaseException):

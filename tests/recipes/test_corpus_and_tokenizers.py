@@ -1,4 +1,5 @@
-"""recipes/corpus.py and recipes/train_tokenizer.py: documents in, packed blocks and AutoTokenizer folders out."""
+"""recipes/data/corpus.py, recipes/data/tokenizer.py and recipes/train_tokenizer.py: documents in, packed blocks and
+AutoTokenizer folders out."""
 
 import json
 import lzma
@@ -9,8 +10,9 @@ from transformers import AutoTokenizer
 
 from modeling_gpt2 import load_gpt2_tokenizer
 from recipes import train_tokenizer
-from recipes.corpus import BUNDLED, SHAKESPEARE, SOTU, builder_for, load_documents, pack_blocks, split_blocks
-from recipes.errors import RecipeError
+from recipes.core.errors import RecipeError
+from recipes.data import tokenizer as tokenizers_lib
+from recipes.data.corpus import BUNDLED, SHAKESPEARE, SOTU, builder_for, load_documents, pack_blocks, split_blocks
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
 
@@ -77,7 +79,7 @@ def test_blocks_are_full_and_every_document_starts_with_the_separator(sample_doc
 
 
 def test_gpt2_style_tokenizer_round_trips_and_loads_with_auto_tokenizer(sample_documents, tmp_path):
-    tokenizer = train_tokenizer.train_tokenizer("gpt2", sample_documents["train"], vocab_size=600)
+    tokenizer = tokenizers_lib.train_tokenizer("gpt2", sample_documents["train"], vocab_size=600)
     assert len(tokenizer) == 600 and tokenizer.eos_token == "<|endoftext|>"
     tokenizer.save_pretrained(tmp_path)
     loaded = AutoTokenizer.from_pretrained(tmp_path)
@@ -90,7 +92,7 @@ def test_gpt2_style_tokenizer_round_trips_and_loads_with_auto_tokenizer(sample_d
 
 
 def test_gpt1_style_tokenizer_is_lower_cased_with_word_ends_and_task_tokens(sample_documents, tmp_path):
-    tokenizer = train_tokenizer.train_tokenizer("gpt1", sample_documents["train"], vocab_size=800)
+    tokenizer = tokenizers_lib.train_tokenizer("gpt1", sample_documents["train"], vocab_size=800)
     tokenizer.save_pretrained(tmp_path)
     loaded = AutoTokenizer.from_pretrained(tmp_path)
     tokens = loaded.convert_ids_to_tokens(loaded("The KING", add_special_tokens=False)["input_ids"])
@@ -160,7 +162,7 @@ BAD_TOKENIZER_OPTIONS = {
 @pytest.mark.parametrize("case", list(BAD_TOKENIZER_OPTIONS))
 def test_train_tokenizer_checks_its_options_before_reading_the_corpus(tmp_path, capsys, monkeypatch, case):
     options, message = BAD_TOKENIZER_OPTIONS[case]
-    monkeypatch.setattr(train_tokenizer, "load_documents", lambda **kwargs: pytest.fail("read before the check"))
+    monkeypatch.setattr(tokenizers_lib, "load_documents", lambda **kwargs: pytest.fail("read before the check"))
     with pytest.raises(SystemExit) as exit_info:
         train_tokenizer.main([*options, "--output_dir", str(tmp_path)])
     last_line = capsys.readouterr().err.splitlines()[-1]

@@ -1,4 +1,4 @@
-"""recipes/corpus.py `--document_boundary` (a .txt file as one document, one per line or one per paragraph) and
+"""recipes/data/corpus.py `--document_boundary` (a .txt file as one document, one per line or one per paragraph) and
 recipes/pretrain.py `draw_prompts` (the samples' prompts from the validation blocks when none are given)."""
 
 import json
@@ -7,9 +7,10 @@ import pytest
 from datasets import Dataset
 
 from modeling_gpt2 import load_gpt2_tokenizer
-from recipes import corpus, pretrain, train_tokenizer
-from recipes.corpus import load_documents, pack_blocks, split_blocks
-from recipes.errors import RecipeError
+from recipes import pretrain, train_tokenizer
+from recipes.core.errors import RecipeError
+from recipes.data import corpus
+from recipes.data.corpus import load_documents, pack_blocks, split_blocks
 
 # Blank lines of every kind: empty, spaces and a tab, several in a row; an indented line; no line break at the end.
 TEXT = "Alpha one.\nAlpha two.\n\n \t\nBeta, indented:\n    still Beta.\n\n\n\nGamma!"

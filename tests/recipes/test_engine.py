@@ -1,4 +1,4 @@
-"""recipes/engine.py, the one training loop, and the recipes' entry points.
+"""recipes/core/engine.py, the one training loop, and the recipes' entry points.
 
 - Pre-training and fine-tuning both train through `TrainingLoop.run` (recorded in process), with their own hooks.
 - The loop on a toy model: the optimizer steps every `gradient_accumulation_steps` micro-batches, across epoch ends
@@ -25,11 +25,12 @@ import yaml
 from accelerate.state import AcceleratorState
 from torch.utils.data import DataLoader
 
-from recipes import ablation, cli, engine, finetune, pretrain
-from recipes.accelerators import build_accelerator
-from recipes.arguments import CONFIGS, is_launch_config
-from recipes.engine import Hooks, Schedule, TrainingLoop, TrainingProgress
-from recipes.options import TrainingOptions
+from recipes import ablation, cli, finetune, pretrain
+from recipes.core import engine
+from recipes.core.accelerators import build_accelerator
+from recipes.core.arguments import run_configs
+from recipes.core.engine import Hooks, Schedule, TrainingLoop, TrainingProgress
+from recipes.core.options import TrainingOptions
 
 REPO = Path(__file__).parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -254,14 +255,14 @@ REQUIRED = {
 }
 
 
-def run_configs(prefix: str) -> list[str]:
-    return sorted(path.stem for path in CONFIGS.glob(f"{prefix}-*.yaml") if not is_launch_config(path))
+def configs_of(prefix: str) -> list[str]:
+    return sorted(name for name, path in run_configs().items() if path.parent.name == prefix)
 
 
-@pytest.mark.parametrize("name", run_configs("pretrain") + run_configs("finetune") + run_configs("ablation"))
+@pytest.mark.parametrize("name", configs_of("pretrain") + configs_of("finetune") + configs_of("ablation"))
 def test_every_training_run_config_parses_with_its_recipe(name):
     recipe = name.split("-")[0]
-    values = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    values = yaml.safe_load(run_configs()[name].read_text())
     if recipe == "ablation":
         (args,) = ablation.parse_arguments([ablation.AblationArguments], ["--config", name, *REQUIRED[recipe]])
     else:

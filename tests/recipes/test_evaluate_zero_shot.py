@@ -13,7 +13,7 @@ import torch
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 from recipes import evaluate_zero_shot
-from recipes.families import load_tokenizer_for
+from recipes.models.families import load_tokenizer_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tasks"
 EOT = 50256  # <|endoftext|>, the start token of every scored sequence

@@ -1,4 +1,5 @@
-"""recipes/finetune.py, recipes/finetune_trainer.py and recipes/task_data.py run for real on the tiny preset and the
+"""recipes/finetune.py, recipes/finetune_trainer.py and recipes/data/task_data.py run for real on the tiny preset and
+the
 committed task fixtures (24 real rows per family, split here 16 / 4 / 4): each family end to end and reloaded with
 the Auto classes, exact resume after a crash, --freeze_body on a transformers openai-gpt folder, Trainer against
 Accelerate, the Hub mappings on local stand-ins, and every bad input refused with the row named."""
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState
-from causal_lm_checks import in_transformers_layout
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from helpers.causal_lm_checks import in_transformers_layout
 from safetensors.torch import load_file
 from transformers import (
     AutoModelForMultipleChoice,
@@ -28,9 +29,10 @@ from modeling_gpt1 import (
     GPT1OriginsLMHeadModel,
     train_gpt1_tokenizer_from_files,
 )
-from recipes import finetune, finetune_trainer, task_data
-from recipes.errors import RecipeError
-from recipes.metrics import compute_task_metrics
+from recipes import finetune, finetune_trainer
+from recipes.core.errors import RecipeError
+from recipes.data import task_data
+from recipes.evaluation.metrics import compute_task_metrics
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 TASK_FOLDERS = {
@@ -82,13 +84,7 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this tiny train fastest on one thread; two threads on shared cores wait on each other (50x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(autouse=True)
@@ -531,7 +527,7 @@ def test_truncation_keep_reaches_the_encoder(tokenizer_dir, tmp_path):
     """--truncation_keep tail keeps a long text's end (a review's verdict), head its beginning."""
     from transformers import AutoTokenizer
 
-    from recipes import task_setup
+    from recipes.training import task_setup
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     text = "the play opens slowly and the first act drags on " * 6 + "but in the end it is wonderful"
@@ -550,8 +546,8 @@ def test_truncation_keep_reaches_the_encoder(tokenizer_dir, tmp_path):
 def test_a_checkpoint_from_before_an_option_existed_resumes_with_its_default(tmp_path):
     """A checkpoint written before --truncation_keep and --positive_label existed records neither: it ran as their
     defaults do, so it resumes; another value is still a change that is refused."""
-    from recipes import run_folder
-    from recipes.checkpointing import MARKER
+    from recipes.core import run_folder
+    from recipes.core.checkpointing import MARKER
 
     options = {"learning_rate": 1e-3, "truncation_keep": "head", "positive_label": None}
     (tmp_path / MARKER).write_text(json.dumps({"step": 2, "options": {"learning_rate": 1e-3}}))

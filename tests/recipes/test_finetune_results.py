@@ -1,4 +1,5 @@
-"""What the fine-tuning recipes report (recipes/task_setup.py, recipes/metrics): the majority-class baseline on every
+"""What the fine-tuning recipes report (recipes/training/task_setup.py, recipes/evaluation/metrics): the
+majority-class baseline on every
 evaluation split, F1 on a declared positive class (never on whichever class sorts second), macro-F1, the refused
 positive labels, and recipes/finetune_trainer.py's results.json in the layout and types of recipes/finetune.py's.
 
@@ -9,25 +10,17 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
-from accelerate.state import AcceleratorState
 from datasets import DatasetDict
 from test_finetune import FAST, FIXTURES, TASK_FOLDERS, rows, run, write_jsonl
 
 from modeling_gpt1 import train_gpt1_tokenizer_from_files
-from recipes import finetune, finetune_trainer, task_data, task_setup
-from recipes.errors import RecipeError
-from recipes.metrics import compute_task_metrics
+from recipes import finetune, finetune_trainer
+from recipes.core.errors import RecipeError
+from recipes.data import task_data
+from recipes.evaluation.metrics import compute_task_metrics
+from recipes.training import task_setup
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this tiny train fastest on one thread (see test_finetune.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    AcceleratorState._reset_state(reset_partial_state=True)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def split_files(folder: Path, records: list[dict]) -> list[str]:

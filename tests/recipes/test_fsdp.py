@@ -1,6 +1,7 @@
-"""recipes/configs/fsdp.yaml on CPU processes (gloo): FSDP2 for real, not DDP under another name.
+"""recipes/configs/launch/fsdp.yaml on CPU processes (gloo): FSDP2 for real, not DDP under another name.
 
-Two processes under `accelerate launch --config_file recipes/configs/fsdp.yaml` shard the model (every parameter a
+Two processes under `accelerate launch --config_file recipes/configs/launch/fsdp.yaml` shard the model (every
+parameter a
 DTensor, each process holding its half), train with the losses of one process with the same global batch, write
 sharded checkpoints that a resumed run continues from exactly, and gather a final model that loads like any other.
 What of an FSDP config cannot work on CPU processes stops with a message instead of running as something else.
@@ -20,9 +21,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 import modeling_gpt2  # noqa: F401 (registers its classes with the Auto classes)
-from recipes.accelerators import build_accelerator, has_accelerator
-from recipes.checkpointing import complete_checkpoints
-from recipes.errors import RecipeError
+from recipes.core.accelerators import build_accelerator, has_accelerator
+from recipes.core.checkpointing import complete_checkpoints
+from recipes.core.errors import RecipeError
 
 REPO = Path(__file__).parents[2]
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
@@ -81,7 +82,7 @@ def cpu_env() -> dict:
 
 
 def launch_fsdp(args, probe_dir: Path, timeout=300) -> subprocess.CompletedProcess:
-    """The recipe under `accelerate launch --config_file recipes/configs/fsdp.yaml` with 2 processes, fp32."""
+    """The recipe under `accelerate launch --config_file recipes/configs/launch/fsdp.yaml` with 2 processes, fp32."""
     script = probe_dir / "probe.py"
     script.write_text(PROBE)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", os.fspath(FSDP_CONFIG)]
@@ -200,12 +201,12 @@ def options(cpu=False) -> SimpleNamespace:
 
 @pytest.fixture
 def fsdp_launch_env(monkeypatch):
-    """The variables `accelerate launch --config_file recipes/configs/fsdp.yaml` sets."""
+    """The variables `accelerate launch --config_file recipes/configs/launch/fsdp.yaml` sets."""
     for name, value in {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_OFFLOAD_PARAMS": "false",
                         "FSDP_AUTO_WRAP_POLICY": "TRANSFORMER_BASED_WRAP",
                         "FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("recipes.accelerators.has_accelerator", lambda: False)
+    monkeypatch.setattr("recipes.core.accelerators.has_accelerator", lambda: False)
     return monkeypatch
 
 
@@ -239,14 +240,16 @@ def test_parameter_offloading_on_cpu_stops(fsdp_launch_env, tmp_path):
 
 def test_cpu_flag_beside_a_gpu_stops(fsdp_launch_env, tmp_path):
     """torch's fully_shard would build its device mesh on the GPU: the run would not be on the CPU as --cpu says."""
-    fsdp_launch_env.setattr("recipes.accelerators.has_accelerator", lambda: True)
+    fsdp_launch_env.setattr("recipes.core.accelerators.has_accelerator", lambda: True)
     with pytest.raises(RecipeError, match=r"--cpu is set, but this machine has an accelerator.*CUDA_VISIBLE_DEVICES"):
         build_accelerator(options(cpu=True), tmp_path, steps_cross_epochs=True)
 
 
 def test_on_a_gpu_machine_the_fsdp_config_goes_to_accelerate_as_before(fsdp_launch_env, tmp_path):
     built = []
-    fsdp_launch_env.setattr("recipes.accelerators.has_accelerator", lambda: True)
-    fsdp_launch_env.setattr("recipes.accelerators.Accelerator", lambda **kwargs: built.append(kwargs) or "accelerator")
+    fsdp_launch_env.setattr("recipes.core.accelerators.has_accelerator", lambda: True)
+    fsdp_launch_env.setattr(
+        "recipes.core.accelerators.Accelerator", lambda **kwargs: built.append(kwargs) or "accelerator"
+    )
     assert build_accelerator(options(), tmp_path, steps_cross_epochs=True) == "accelerator"
     assert built[0]["cpu"] is False and built[0]["fsdp_plugin"] is None  # Accelerate reads the FSDP_* variables

@@ -1,4 +1,4 @@
-"""recipes/generate.py and the model-family registry it loads with (recipes/families.py): random presets of both
+"""recipes/generate.py and the model-family registry it loads with (recipes/models/families.py): random presets of both
 families, saved GPT-2 and GPT-1 folders (with and without a tokenizer, ours and transformers'), a fine-tuned GPT-1
 double-heads folder, and the one-line errors of bad input."""
 
@@ -11,8 +11,9 @@ from transformers import GPT2Config, GPT2LMHeadModel, OpenAIGPTConfig, OpenAIGPT
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, GPT1OriginsLMHeadModel, train_gpt1_tokenizer
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
-from recipes import families, generate
-from recipes.errors import RecipeError
+from recipes import generate
+from recipes.core.errors import RecipeError
+from recipes.models import families
 
 TEXTS = [
     "It was a dark and stormy night; the rain fell in torrents.",

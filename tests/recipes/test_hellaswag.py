@@ -11,7 +11,7 @@ import torch
 from datasets import load_dataset
 
 from recipes import evaluate_zero_shot
-from recipes.arguments import CONFIGS, parse_arguments
+from recipes.core.arguments import parse_arguments, run_configs
 from recipes.evaluate_zero_shot import clean_hellaswag, hellaswag_query
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "hellaswag"
@@ -228,7 +228,7 @@ def test_the_run_config_parses():
     (args,) = parse_arguments([evaluate_zero_shot.ZeroShotArguments], ["--config", "zero-shot-hellaswag"])
     assert (args.task, args.model) == ("hellaswag", "openai-community/gpt2")
     assert (args.dataset_name, args.dataset_split, args.add_start_token) == ("Rowan/hellaswag", "validation", False)
-    assert (CONFIGS / "zero-shot-hellaswag.yaml").is_file()
+    assert run_configs()["zero-shot-hellaswag"].parent.name == "evaluate_zero_shot"
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import yaml
 from accelerate.commands.config.config_args import load_config_from_file
 from accelerate.utils import DistributedType
 
-CONFIGS = Path(__file__).parents[2] / "recipes" / "configs"
+CONFIGS = Path(__file__).parents[2] / "recipes" / "configs" / "launch"
 EXPECTED = {
     "single_gpu.yaml": (DistributedType.NO, 1, 1),
     "multi_gpu.yaml": (DistributedType.MULTI_GPU, 8, 1),
@@ -19,9 +19,10 @@ EXPECTED = {
 
 
 def test_every_config_is_documented_and_tested():
-    launch = [path.name for path in CONFIGS.glob("*.yaml") if "distributed_type" in yaml.safe_load(path.read_text())]
-    assert sorted(launch) == sorted(EXPECTED)  # the others are run configs (--config)
-    readme = (CONFIGS.parent / "README.md").read_text()
+    launch = [path.name for path in CONFIGS.glob("*.yaml")]
+    assert all("distributed_type" in yaml.safe_load((CONFIGS / name).read_text()) for name in launch)
+    assert sorted(launch) == sorted(EXPECTED)  # the other folders hold run configs (--config)
+    readme = (CONFIGS.parents[1] / "README.md").read_text()
     assert all(f"`{name}`" in readme for name in EXPECTED)
 
 
@@ -47,8 +48,8 @@ def test_deepspeed_without_a_gpu_stops_instead_of_running_ddp(tmp_path, monkeypa
     (or with --cpu) Accelerate would ignore it and run plain DDP: the recipe stops, naming what to do instead."""
     from types import SimpleNamespace
 
-    from recipes.accelerators import build_accelerator, has_accelerator
-    from recipes.errors import RecipeError
+    from recipes.core.accelerators import build_accelerator, has_accelerator
+    from recipes.core.errors import RecipeError
 
     if has_accelerator() and not cpu_flag:
         pytest.skip("a GPU is present: DeepSpeed can run")

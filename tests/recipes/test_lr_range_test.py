@@ -1,10 +1,12 @@
-"""`--learning_rate auto` (recipes/lr_range_test.py): the range test, the default rule, both fine-tuning recipes."""
+"""`--learning_rate auto` (recipes/training/lr_range_test.py): the range test, the default rule, both fine-tuning
+recipes."""
 
 import json
 
 import pytest
 import torch
 from accelerate.state import AcceleratorState
+from helpers.task_fixtures import FIXTURES, POLARITY, rows
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
@@ -15,9 +17,9 @@ from modeling_gpt1 import (
     GPT1TaskEncoder,
     train_gpt1_tokenizer_from_files,
 )
-from recipes import finetune, finetune_trainer, lr_range_test
-from recipes.optim import build_optimizer
-from tests.task_fixtures import FIXTURES, POLARITY, rows
+from recipes import finetune, finetune_trainer
+from recipes.core.optim import build_optimizer
+from recipes.training import lr_range_test
 
 CPU = torch.device("cpu")
 FAST = [

@@ -1,4 +1,5 @@
-"""recipes/metrics: each metric script against values worked out by hand (the arithmetic is in the comments), its
+"""recipes/evaluation/metrics: each metric script against values worked out by hand (the arithmetic is in the
+comments), its
 edge cases, loading by path with no network, the metrics of each task family, and the Hub's GLUE metric giving way
 quickly offline."""
 
@@ -13,8 +14,8 @@ import evaluate
 import numpy as np
 import pytest
 
-from recipes import metrics
-from recipes.metrics import METRICS, compute_task_metrics, glue_metric, load, task_metrics
+from recipes.evaluation import metrics
+from recipes.evaluation.metrics import METRICS, compute_task_metrics, glue_metric, load, task_metrics
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,7 @@ def test_against_scipy(metric):
 def test_load_by_path_offline_in_a_fresh_process(tmp_path):
     """No Hub, no proxy that works, an empty modules cache: every script still loads and computes."""
     code = (
-        "from recipes.metrics import METRICS, load\n"
+        "from recipes.evaluation.metrics import METRICS, load\n"
         "for name in METRICS:\n"
         "    (value,) = load(name).compute(predictions=[0, 1, 1], references=[0, 1, 1]).values()\n"
         "    print(name, value)\n"
@@ -278,7 +279,7 @@ def test_glue_metric_offline_is_none_at_once(monkeypatch, caplog, glue_not_cache
     monkeypatch.setattr(metrics, "_hub_reachable", lambda *args: pytest.fail("offline, the Hub must not be tried"))
     saved = evaluate.config.HF_EVALUATE_OFFLINE
     start = time.perf_counter()
-    with caplog.at_level(logging.WARNING, logger="recipes.metrics"):
+    with caplog.at_level(logging.WARNING, logger="recipes.evaluation.metrics"):
         assert glue_metric("sst2") is None
     assert time.perf_counter() - start < 5
     assert len(caplog.records) == 1 and "'sst2' unavailable" in caplog.records[0].getMessage()

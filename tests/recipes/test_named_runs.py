@@ -17,8 +17,8 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 from recipes import benchmark_data, evaluate_zero_shot, prepare_data
-from recipes.arguments import CONFIGS, is_launch_config, parse_arguments
-from recipes.token_shards import ShardIndex
+from recipes.core.arguments import parse_arguments, run_configs
+from recipes.data.token_shards import ShardIndex
 
 REPO = Path(__file__).parents[2]
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -37,13 +37,13 @@ RECIPE_ARGUMENTS = {
 
 
 def configs_of(prefix: str) -> list[str]:
-    return sorted(path.stem for path in CONFIGS.glob(f"{prefix}-*.yaml") if not is_launch_config(path))
+    return sorted(name for name in run_configs() if name.startswith(f"{prefix}-"))
 
 
 @pytest.mark.parametrize("name", [name for prefix in RECIPE_ARGUMENTS for name in configs_of(prefix)])
 def test_every_run_config_parses_with_its_recipe(name):
     prefix = next(prefix for prefix in sorted(RECIPE_ARGUMENTS, key=len, reverse=True) if name.startswith(prefix))
-    values = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+    values = yaml.safe_load(run_configs()[name].read_text())
     (args,) = parse_arguments([RECIPE_ARGUMENTS[prefix]], ["--config", name])
     for key, value in values.items():
         assert getattr(args, key) == value, key

@@ -1,4 +1,4 @@
-"""recipes/optim.py: the parameter groups of `build_optimizer` and what `apply_resume_changes` does to them."""
+"""recipes/core/optim.py: the parameter groups of `build_optimizer` and what `apply_resume_changes` does to them."""
 
 import pytest
 import torch
@@ -6,8 +6,8 @@ from transformers import get_scheduler
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
-from recipes.optim import apply_resume_changes, build_optimizer
-from recipes.options import TrainingOptions
+from recipes.core.optim import apply_resume_changes, build_optimizer
+from recipes.core.options import TrainingOptions
 
 CPU = torch.device("cpu")
 

@@ -16,10 +16,11 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from modeling_gpt2 import GPT2OriginsConfig
-from recipes import pretrain, run_folder
-from recipes.checkpointing import MARKER, complete_checkpoints, file_digests
-from recipes.corpus import load_documents, pack_blocks
-from recipes.families import MODEL_FAMILIES
+from recipes import pretrain
+from recipes.core import run_folder
+from recipes.core.checkpointing import MARKER, complete_checkpoints, file_digests
+from recipes.data.corpus import load_documents, pack_blocks
+from recipes.models.families import MODEL_FAMILIES
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
 REPO = Path(__file__).parents[2]

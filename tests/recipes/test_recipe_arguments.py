@@ -1,4 +1,5 @@
-"""recipes/arguments.py and the options of generate, evaluate_zero_shot, benchmark and train_tokenizer: run configs
+"""recipes/core/arguments.py and the options of generate, evaluate_zero_shot, benchmark and train_tokenizer: run
+configs
 load with their recipe's parser, the command line overrides a config, and every range check names the option, the
 value and the limit before any work is done."""
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recipes.arguments import CONFIGS, is_launch_config, parse_arguments
+from recipes.core.arguments import LAUNCH_CONFIGS, parse_arguments, run_configs
 
 
 @dataclass
@@ -43,11 +44,14 @@ def test_the_command_line_overrides_the_config(tmp_path):
 
 
 def test_launch_configs_are_not_run_configs(capsys):
-    launch = sorted(path.stem for path in CONFIGS.glob("*.yaml") if is_launch_config(path))
-    assert "single_gpu" in launch
+    launch = sorted(path.stem for path in LAUNCH_CONFIGS.glob("*.yaml"))
+    assert "single_gpu" in launch and not set(launch) & set(run_configs())
     with pytest.raises(SystemExit) as exit_info:
-        parse_arguments([Toy], ["--task", "x", "--config", "single_gpu"])
+        parse_arguments([Toy], ["--task", "x", "--config", str(LAUNCH_CONFIGS / "single_gpu.yaml")])
     assert exit_info.value.code == 2 and "is an Accelerate launch config" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # by name, only run configs are found
+        parse_arguments([Toy], ["--task", "x", "--config", "single_gpu"])
+    assert exit_info.value.code == 2 and "nor the name of a run config" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -63,11 +67,11 @@ def recipe_of(config: Path):
 
 @pytest.mark.parametrize(
     "config",
-    sorted(path for path in CONFIGS.glob("benchmark-*.yaml") if not path.stem.startswith("benchmark-data")),
+    sorted(path for path in run_configs().values() if path.parent.name == "benchmark"),
     ids=lambda path: path.stem,
 )
 def test_run_configs_load_with_their_recipe(config):
-    assert not is_launch_config(config)
+    assert config.parent.name == "benchmark"
     parsed = parse_arguments(recipe_of(config), ["--config", config.stem])
     by_path = parse_arguments(recipe_of(config), ["--config", str(config)])
     assert parsed == by_path and parsed[0].output_dir.startswith("runs/bench/")
@@ -77,7 +81,7 @@ def test_the_benchmark_runs_of_the_docs_have_their_configs():
     """Every run recorded in docs/BENCHMARKS.md is one `--config` command."""
     docs = (Path(__file__).resolve().parents[2] / "docs" / "BENCHMARKS.md").read_text()
     for name in ("gpt2-fp32", "gpt1-fp32", "gpt2-bf16", "gpu-bf16"):
-        assert (CONFIGS / f"benchmark-{name}.yaml").is_file()
+        assert run_configs()[f"benchmark-{name}"].is_file()
         assert f"python -m recipes.benchmark --config benchmark-{name}" in docs
 
 

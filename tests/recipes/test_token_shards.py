@@ -1,4 +1,4 @@
-"""recipes/prepare_data.py and recipes/token_shards.py: the shards hold exactly every document's ids after its
+"""recipes/prepare_data.py and recipes/data/token_shards.py: the shards hold exactly every document's ids after its
 separator (text files by file, line and paragraph, compressed, .jsonl records, a `datasets` stream given by name), a
 killed preparation resumes to the same bytes, pre-training reads the shards by memory map and resumes exactly, and
 every bad input is refused with a message naming it."""
@@ -19,8 +19,9 @@ import torch
 from safetensors.torch import load_file
 
 from modeling_gpt2 import load_gpt2_tokenizer
-from recipes import corpus, prepare_data, pretrain
-from recipes.token_shards import INDEX, PROGRESS, ShardIndex, ShardWriter, TokenBlocks, token_dtype
+from recipes import prepare_data, pretrain
+from recipes.data import corpus
+from recipes.data.token_shards import INDEX, PROGRESS, ShardIndex, ShardWriter, TokenBlocks, token_dtype
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
 REPO = Path(__file__).parents[2]
@@ -167,7 +168,7 @@ def test_a_dataset_by_name_is_streamed_like_a_hub_dataset(tmp_path, gpt2, small_
 def test_gpt1_tokenizer_ids_are_those_of_the_whole_documents(tmp_path, small_pieces):
     from datasets import Dataset
 
-    from recipes.train_tokenizer import train_tokenizer
+    from recipes.data.tokenizer import train_tokenizer
 
     documents = documents_of(tmp_path)
     tokenizer = train_tokenizer("gpt1", Dataset.from_dict({"text": documents}), 600)
@@ -500,7 +501,7 @@ def test_pretraining_refuses_bad_shards(shards, tmp_path, capsys, no_training):
     other = tmp_path / "other-tokenizer"
     from datasets import Dataset
 
-    from recipes.train_tokenizer import train_tokenizer
+    from recipes.data.tokenizer import train_tokenizer
 
     train_tokenizer("gpt2", Dataset.from_dict({"text": [FIXTURE.read_text()[:5000]]}), 300).save_pretrained(other)
     err = pretrain_fails_with([*out, "--token_shards", shards, "--tokenizer", other], capsys)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from accelerate.state import AcceleratorState
+from helpers.task_fixtures import FIXTURES, rows
 
 from recipes import evaluate_zero_shot, pretrain, zero_shot_probe
-from tests.task_fixtures import FIXTURES, rows
 
 TASKS = {
     "classification": "classification-movie-sentence-polarity",

@@ -1,6 +1,7 @@
 """Pre-training corpora of any document size are tokenised in bounded memory, with exactly the ids of the whole text.
 
-recipes/corpus.py cuts a long document into pieces where the tokenizer's pre-tokenizer splits anyway (before a space,
+recipes/data/corpus.py cuts a long document into pieces where the tokenizer's pre-tokenizer splits anyway (before a
+space,
 tab or newline that follows a non-space character) and tokenises them a bounded number of characters at a time, into
 numpy int32 arrays. Before, a single 50 MB document took 8.3 GB to pack into blocks (a 200 MB one did not fit in
 memory). The tests here check that the cut changes no id, for both families' tokenizers, on text with every kind of
@@ -25,7 +26,7 @@ from tokenizers import AddedToken, pre_tokenizers
 
 from modeling_gpt1 import train_gpt1_tokenizer_from_files
 from modeling_gpt2 import load_gpt2_tokenizer
-from recipes import corpus
+from recipes.data import corpus
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "shakespeare_sample.txt"
@@ -157,8 +158,8 @@ def test_corpus_tokenizer_training_reads_pieces(monkeypatch):
 MEASURE = """
 import json, resource, sys
 from modeling_gpt2 import load_gpt2_tokenizer
-from recipes.corpus import load_documents, pack_blocks
-from recipes.train_tokenizer import train_tokenizer
+from recipes.data.corpus import load_documents, pack_blocks
+from recipes.data.tokenizer import train_tokenizer
 
 what, path = sys.argv[1], sys.argv[2]
 documents = load_documents(train_files=[path])["train"]

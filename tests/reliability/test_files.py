@@ -34,9 +34,9 @@ from modeling_gpt1 import (
 from modeling_gpt1.convert_openai_checkpoint import convert_openai_checkpoint
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel, load_gpt2_tokenizer, tokenization_gpt2
 from recipes import pretrain
-from recipes.checkpointing import check_pickles_hold_only_data
-from recipes.errors import RecipeError
-from recipes.train_tokenizer import load_tokenizer
+from recipes.core.checkpointing import check_pickles_hold_only_data
+from recipes.core.errors import RecipeError
+from recipes.data.tokenizer import load_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "shakespeare_sample.txt"

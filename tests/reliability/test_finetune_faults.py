@@ -16,11 +16,11 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
 from accelerate.state import AcceleratorState
 from test_training_faults import assert_resumed_from_newest, check_checkpoints_after_kill, harness, newest_step
 
-from recipes import checkpointing, finetune
+from recipes import finetune
+from recipes.core import checkpointing
 
 recipe_tests = importlib.import_module("test_finetune")  # tests/recipes is on sys.path once test_training_faults is
 
@@ -29,16 +29,7 @@ GATHERS_PER_EVALUATION = 4  # one validation (and test) batch; `evaluate` gather
 SCHEDULE_SEED = 20240611
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread here and in every killed subprocess: as fast as it gets on shared cores, and the same arithmetic in
-    all of them (bitwise comparisons)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OMP_NUM_THREADS", "1")
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

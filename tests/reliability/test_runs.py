@@ -24,10 +24,11 @@ import pytest
 import test_finetune_faults as finetune_faults
 from test_training_faults import harness, run_in_process
 
-from recipes import checkpointing, finetune, pretrain
-from recipes.checkpointing import latest_checkpoint
-from recipes.errors import RecipeError
-from recipes.run_lock import LOCK
+from recipes import finetune, pretrain
+from recipes.core import checkpointing
+from recipes.core.checkpointing import latest_checkpoint
+from recipes.core.errors import RecipeError
+from recipes.core.run_lock import LOCK
 
 MAX_STEPS, EVERY = 6, 2
 CASES = set()  # the case ids tried here, for the table check at the end
@@ -192,7 +193,7 @@ def test_a_lock_of_a_live_process_is_refused(corpus, tmp_path, capsys):
 
 
 def test_a_lock_whose_pid_was_reused_is_stale(tmp_path):
-    from recipes.run_lock import RunLock
+    from recipes.core.run_lock import RunLock
 
     write_lock(tmp_path, pid=os.getpid(), process_start="1")  # this pid, but not this process's start time
     said = []
@@ -209,7 +210,7 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_work(corpus, 
 
 
 def test_an_unreadable_lock_is_refused_while_fresh_and_stale_once_old(tmp_path):
-    from recipes.run_lock import UNREADABLE_STALE_AFTER, RunLock
+    from recipes.core.run_lock import UNREADABLE_STALE_AFTER, RunLock
 
     (tmp_path / LOCK).write_text("")  # created, never written: its process died in between, or is writing it now
     with pytest.raises(RecipeError, match="is in use by another run \\(a run whose lock file cannot be read\\)"):

@@ -20,9 +20,10 @@ import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
-from recipes import checkpointing, pretrain
-from recipes.checkpointing import MARKER, complete_checkpoints, latest_checkpoint, save_checkpoint
-from recipes.errors import CheckpointWriteError
+from recipes import pretrain
+from recipes.core import checkpointing
+from recipes.core.checkpointing import MARKER, complete_checkpoints, latest_checkpoint, save_checkpoint
+from recipes.core.errors import CheckpointWriteError
 
 HARNESS = Path(__file__).resolve().parents[1] / "recipes"
 if str(HARNESS) not in sys.path:

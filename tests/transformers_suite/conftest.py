@@ -3,7 +3,7 @@ not ship), read from the fetched files, so that `--strict-markers` accepts them 
 
 import re
 
-from transformers_common import PACKAGE, fetch
+from helpers.transformers_common import PACKAGE, fetch
 
 
 def pytest_configure(config):

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 import torch
-from causal_lm_checks import in_transformers_layout
+from helpers.causal_lm_checks import in_transformers_layout
 from torch.testing import assert_close
 from transformers import (
     DataCollatorWithFlattening,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers_common import cache_root
+from helpers.transformers_common import cache_root
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsDoubleHeadsModel, GPT1OriginsLMHeadModel
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel

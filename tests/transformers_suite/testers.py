@@ -9,7 +9,7 @@ transformers' models add through the token embedding.
 from contextlib import ExitStack, contextmanager
 from unittest.mock import patch
 
-from transformers_common import import_common_tests, register_in_auto_mappings
+from helpers.transformers_common import import_common_tests, register_in_auto_mappings
 from transformers_suite.deliberate_skips import apply_deliberate_skips
 
 test_modeling_common, test_configuration_common = import_common_tests()
