@@ -7,7 +7,8 @@
 - `TiedWeightGrad` and `tied_embedding` (through `TiedEmbedding`) let the token embedding's backward add its rows to
   the head's weight gradient in place, where autograd would build a second (vocab_size, n_embd) gradient and add.
 
-Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py).
+Shared by GPT-1 and GPT-2: GPT-2's copy is the original, and GPT-1's is generated from it, byte for byte, by
+`make fix-copies` (utils/check_copies.py).
 """
 
 import weakref

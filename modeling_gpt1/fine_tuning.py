@@ -40,6 +40,24 @@ def check_task_inputs(
     embedding dimension, (B, T) or (B, N, T). The base model then checks each of the B * N sequences (vocabulary,
     length). `choice_mask` (B, k) is `real_choices`: every example needs a real choice, and padding choices need no
     extract token. Value checks are skipped while compiling."""
+    tokens, name = _task_input_tokens(input_ids, inputs_embeds)  # (B, [N,] T)
+    _check_task_family_shape(task_type, tokens)
+    for extra_name, extra in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+        if extra is not None and extra.shape != tokens.shape:
+            raise ValueError(
+                f"`{extra_name}` has shape {tuple(extra.shape)}, expected the shape of `{name}` without the "
+                f"embedding dimension, {tuple(tokens.shape)}."
+            )
+    _check_mc_token_ids_shape(mc_token_ids, tokens)
+    if torch.compiler.is_compiling():
+        return tuple(tokens.shape)
+    _check_extract_positions(config, input_ids, mc_token_ids, choice_mask, tokens)
+    return tuple(tokens.shape)
+
+
+def _task_input_tokens(input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None) -> tuple[torch.Tensor, str]:
+    """Exactly one of `input_ids` and `inputs_embeds`, of shape (B, T) or (B, N, T) (embeddings with n_embd last),
+    none of them 0; returns the ids, or the embeddings' first feature, (B, [N,] T), and the name of the one given."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
     given = input_ids if input_ids is not None else inputs_embeds
@@ -58,7 +76,13 @@ def check_task_inputs(
             f"The batch is empty: batch_size={batch_size}, num_sequences={num_sequences}, sequence_length={seq_len} "
             f"(`{name}` of shape {tuple(given.shape)})."
         )
+    return tokens, name
 
+
+def _check_task_family_shape(task_type: str, tokens: torch.Tensor) -> None:
+    """The sequences per example that each task family reads (section 3.3): one for classification and entailment,
+    both orderings of the pair for similarity, one per answer for multiple choice. `tokens`: (B, [N,] T)."""
+    num_sequences = tokens.shape[1] if tokens.ndim == 3 else 1
     if task_type in ("classification", "entailment") and num_sequences != 1:
         raise ValueError(
             f"task_type={task_type!r} reads one sequence per example ([start] text [extract]), got "
@@ -74,24 +98,35 @@ def check_task_inputs(
             "task_type='multiple_choice' needs one sequence per answer, shape (batch_size, num_choices, "
             f"sequence_length), got shape {tuple(tokens.shape)}."
         )
-    for extra_name, extra in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
-        if extra is not None and extra.shape != tokens.shape:
-            raise ValueError(
-                f"`{extra_name}` has shape {tuple(extra.shape)}, expected the shape of `{name}` without the "
-                f"embedding dimension, {tuple(tokens.shape)}."
-            )
-    if mc_token_ids is not None:
-        expected = [(batch_size, num_sequences)] + ([(batch_size,)] if tokens.ndim == 2 else [])
-        if tuple(mc_token_ids.shape) not in expected:
-            raise ValueError(
-                f"`mc_token_ids` has shape {tuple(mc_token_ids.shape)}, expected one extract position per sequence: "
-                f"{' or '.join(str(shape) for shape in expected)}."
-            )
-        if mc_token_ids.is_floating_point() or mc_token_ids.dtype == torch.bool:
-            raise ValueError(f"`mc_token_ids` must be an integer tensor, got dtype {mc_token_ids.dtype}.")
 
-    if torch.compiler.is_compiling():
-        return tuple(tokens.shape)
+
+def _check_mc_token_ids_shape(mc_token_ids: torch.Tensor | None, tokens: torch.Tensor) -> None:
+    """One integer extract position per sequence of `tokens` (B, [N,] T)."""
+    if mc_token_ids is None:
+        return
+    batch_size = tokens.shape[0]
+    num_sequences = tokens.shape[1] if tokens.ndim == 3 else 1
+    expected = [(batch_size, num_sequences)] + ([(batch_size,)] if tokens.ndim == 2 else [])
+    if tuple(mc_token_ids.shape) not in expected:
+        raise ValueError(
+            f"`mc_token_ids` has shape {tuple(mc_token_ids.shape)}, expected one extract position per sequence: "
+            f"{' or '.join(str(shape) for shape in expected)}."
+        )
+    if mc_token_ids.is_floating_point() or mc_token_ids.dtype == torch.bool:
+        raise ValueError(f"`mc_token_ids` must be an integer tensor, got dtype {mc_token_ids.dtype}.")
+
+
+def _check_extract_positions(
+    config: PreTrainedConfig,
+    input_ids: torch.Tensor | None,
+    mc_token_ids: torch.Tensor | None,
+    choice_mask: torch.Tensor | None,
+    tokens: torch.Tensor,
+) -> None:
+    """The checks that read values: every example has a real choice, and every real sequence of `tokens`
+    (B, [N,] T) has its extract position, `mc_token_ids` inside the sequence or else exactly one extract token."""
+    batch_size, seq_len = tokens.shape[0], tokens.shape[-1]
+    num_sequences = tokens.shape[1] if tokens.ndim == 3 else 1
     if choice_mask is not None and not choice_mask.any(-1).all():
         example = int((~choice_mask.any(-1)).nonzero()[0, 0])
         raise ValueError(
@@ -114,7 +149,6 @@ def check_task_inputs(
                 f"example {example}, sequence {sequence} has {int(counts[example, sequence])}. Pass `mc_token_ids` "
                 f"to give the positions explicitly."
             )
-    return tuple(tokens.shape)
 
 
 def resolve_task_labels(

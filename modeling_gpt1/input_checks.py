@@ -2,8 +2,9 @@
 and the limit, raised before any computation (where torch would index out of range or broadcast silently). Also the
 check that a config's model fits in memory, before any module is built.
 
-Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py): the config is read by its
-fields only (`vocab_size`, `n_positions`, `n_embd`, `n_head`).
+Shared by GPT-1 and GPT-2: GPT-2's copy is the original, and GPT-1's is generated from it, byte for byte, by
+`make fix-copies` (utils/check_copies.py). The config is read by its fields only (`vocab_size`, `n_positions`,
+`n_embd`, `n_head`).
 """
 
 import contextvars
@@ -53,6 +54,22 @@ def check_inputs(
     values (id range, mask values, NaN) are skipped while torch.compile traces, where they would break the graph;
     types and shapes are always checked.
     """
+    past_length, known_past = _cached_length(cache)
+    batch_size, seq_len = _check_input_shape(config, input_ids, inputs_embeds)
+    _check_length_and_cache(config, cache, past_length, known_past, position_ids, batch_size, seq_len)
+    _check_attention_mask_shape(config, attention_mask, batch_size, seq_len, past_length, known_past)
+    _check_position_ids_shape(position_ids, batch_size, seq_len)
+    _check_token_type_ids_shape(token_type_ids, batch_size, seq_len)
+    if torch.compiler.is_compiling():
+        return past_length
+    _check_input_values(config, input_ids, inputs_embeds, attention_mask, token_type_ids)
+    _check_position_values(config, position_ids, past_length, seq_len)
+    return past_length
+
+
+def _cached_length(cache: Cache | None) -> tuple[int | torch.Tensor, bool]:
+    """The number of positions `cache` holds (0 without one), and whether that number is known: while torch.compile
+    traces a StaticCache, it is a tensor of unknown value."""
     if cache is not None and not isinstance(cache, Cache):
         raise ValueError(
             f"`cache` must be a transformers Cache (e.g. DynamicCache()), got {type(cache).__name__}: tuples of "
@@ -64,6 +81,14 @@ def check_inputs(
     # While torch.compile traces a StaticCache, the cached length is a tensor of unknown value: checks that need it
     # are left to eager runs (a graph break per decoding step would cost more than the checks are worth).
     known_past = not isinstance(past_length, torch.Tensor)
+    return past_length, known_past
+
+
+def _check_input_shape(
+    config: PreTrainedConfig, input_ids: torch.Tensor | None, inputs_embeds: torch.Tensor | None
+) -> tuple[int, int]:
+    """Exactly one of `input_ids` (B, T) of integers and `inputs_embeds` (B, T, n_embd) of floats, neither empty;
+    returns (B, T)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
     if input_ids is not None:
@@ -88,6 +113,20 @@ def check_inputs(
         batch_size, seq_len = inputs_embeds.shape[:2]
     if batch_size == 0 or seq_len == 0:
         raise ValueError(f"The batch is empty: batch_size={batch_size}, sequence_length={seq_len}.")
+    return batch_size, seq_len
+
+
+def _check_length_and_cache(
+    config: PreTrainedConfig,
+    cache: Cache | None,
+    past_length: int | torch.Tensor,
+    known_past: bool,
+    position_ids: torch.Tensor | None,
+    batch_size: int,
+    seq_len: int,
+) -> None:
+    """Cached + new tokens fit in `n_positions` (unless `position_ids` say where each token is), and a cache holds as
+    many sequences as the batch."""
     if known_past and position_ids is None and past_length + seq_len > config.n_positions:
         raise ValueError(
             f"Sequence too long: {past_length} cached + {seq_len} new = {past_length + seq_len} positions, but the "
@@ -97,6 +136,18 @@ def check_inputs(
     cached_keys = getattr(cache.layers[0], "keys", None) if has_layers else None
     if isinstance(cached_keys, torch.Tensor) and cached_keys.ndim == 4 and cached_keys.shape[0] != batch_size:
         raise ValueError(f"The cache holds {cached_keys.shape[0]} sequences, but the batch has {batch_size}.")
+
+
+def _check_attention_mask_shape(
+    config: PreTrainedConfig,
+    attention_mask: torch.Tensor | None,
+    batch_size: int,
+    seq_len: int,
+    past_length: int | torch.Tensor,
+    known_past: bool,
+) -> None:
+    """A 2D mask covers the cached and the new positions of each row; a prepared 4D mask broadcasts over the batch
+    and the heads and covers at least the cached and new positions."""
     if attention_mask is not None and attention_mask.ndim == 2:
         expected = (batch_size, past_length + seq_len)
         if known_past and tuple(attention_mask.shape) != expected:
@@ -126,27 +177,45 @@ def check_inputs(
             f"`attention_mask` must be 2D (batch_size, positions) or a prepared 4D mask, got shape "
             f"{tuple(attention_mask.shape)}."
         )
-    if position_ids is not None:
-        if position_ids.is_floating_point() or position_ids.is_complex() or position_ids.dtype == torch.bool:
-            raise ValueError(f"`position_ids` must be an integer tensor, got dtype {position_ids.dtype}.")
-        if position_ids.shape[-1] != seq_len:
-            raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
-        if position_ids.ndim > 2 or (position_ids.ndim == 2 and position_ids.shape[0] not in (1, batch_size)):
-            raise ValueError(
-                f"`position_ids` must have shape ({batch_size} or 1, {seq_len}) or ({seq_len},), got shape "
-                f"{tuple(position_ids.shape)}."
-            )
-    if token_type_ids is not None:
-        if token_type_ids.is_floating_point() or token_type_ids.is_complex() or token_type_ids.dtype == torch.bool:
-            raise ValueError(f"`token_type_ids` must be an integer tensor, got dtype {token_type_ids.dtype}.")
-        if tuple(token_type_ids.shape) != (batch_size, seq_len):
-            raise ValueError(
-                f"`token_type_ids` has shape {tuple(token_type_ids.shape)}, expected the input's (batch_size, "
-                f"sequence_length) = {(batch_size, seq_len)}."
-            )
 
-    if torch.compiler.is_compiling():
-        return past_length
+
+def _check_position_ids_shape(position_ids: torch.Tensor | None, batch_size: int, seq_len: int) -> None:
+    """Integer positions, one per new token, shared by the batch or one row per sequence."""
+    if position_ids is None:
+        return
+    if position_ids.is_floating_point() or position_ids.is_complex() or position_ids.dtype == torch.bool:
+        raise ValueError(f"`position_ids` must be an integer tensor, got dtype {position_ids.dtype}.")
+    if position_ids.shape[-1] != seq_len:
+        raise ValueError(f"`position_ids` has {position_ids.shape[-1]} positions, the input has {seq_len}.")
+    if position_ids.ndim > 2 or (position_ids.ndim == 2 and position_ids.shape[0] not in (1, batch_size)):
+        raise ValueError(
+            f"`position_ids` must have shape ({batch_size} or 1, {seq_len}) or ({seq_len},), got shape "
+            f"{tuple(position_ids.shape)}."
+        )
+
+
+def _check_token_type_ids_shape(token_type_ids: torch.Tensor | None, batch_size: int, seq_len: int) -> None:
+    """Integer segment ids of the input's shape."""
+    if token_type_ids is None:
+        return
+    if token_type_ids.is_floating_point() or token_type_ids.is_complex() or token_type_ids.dtype == torch.bool:
+        raise ValueError(f"`token_type_ids` must be an integer tensor, got dtype {token_type_ids.dtype}.")
+    if tuple(token_type_ids.shape) != (batch_size, seq_len):
+        raise ValueError(
+            f"`token_type_ids` has shape {tuple(token_type_ids.shape)}, expected the input's (batch_size, "
+            f"sequence_length) = {(batch_size, seq_len)}."
+        )
+
+
+def _check_input_values(
+    config: PreTrainedConfig,
+    input_ids: torch.Tensor | None,
+    inputs_embeds: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None,
+) -> None:
+    """The checks that read tensor values (one device sync each): segment and token ids in the vocabulary, finite
+    embeddings, a 2D mask of 0 and 1."""
     if token_type_ids is not None:
         low, high = (int(value) for value in torch.aminmax(token_type_ids))
         if low < 0 or high >= config.vocab_size:
@@ -169,15 +238,21 @@ def check_inputs(
             raise ValueError(
                 f"`attention_mask` must hold 1 for tokens and 0 for padding, got the values {values[:5]} as well."
             )
-    if position_ids is not None:
-        low, high = (int(value) for value in torch.aminmax(position_ids))
-        if low < 0 or high >= config.n_positions:
-            context = f" ({past_length} cached + {seq_len} new tokens)" if past_length else ""
-            raise ValueError(
-                f"`position_ids` must lie in [0, n_positions={config.n_positions}), got values in [{low}, {high}]"
-                f"{context}: the model has no position embedding beyond n_positions - 1."
-            )
-    return past_length
+
+
+def _check_position_values(
+    config: PreTrainedConfig, position_ids: torch.Tensor | None, past_length: int, seq_len: int
+) -> None:
+    """Explicit positions lie in [0, n_positions): the model has no position embedding beyond."""
+    if position_ids is None:
+        return
+    low, high = (int(value) for value in torch.aminmax(position_ids))
+    if low < 0 or high >= config.n_positions:
+        context = f" ({past_length} cached + {seq_len} new tokens)" if past_length else ""
+        raise ValueError(
+            f"`position_ids` must lie in [0, n_positions={config.n_positions}), got values in [{low}, {high}]"
+            f"{context}: the model has no position embedding beyond n_positions - 1."
+        )
 
 
 def check_forward_kwargs(forward: Callable, kwargs: dict) -> None:

@@ -10,9 +10,10 @@ transformers' `Conv1D` (in_features, out_features): folders saved by transformer
 
 This file is the architecture. The attention, the MLP and most of the base model and LM head are GPT-2's, copied from
 modeling_gpt2 (a saved GPT-1 folder must load without gpt-origins installed, so this package imports nothing from the
-GPT-2 one) and marked `# Copied from`; the infrastructure is in sibling files, byte-identical to GPT-2's:
-`input_checks.py`, `chunked_loss.py`, `loading.py` and `hub.py`; the double-heads model's checks and losses are in
-`fine_tuning.py`. tests/check_copies.py keeps every copy equal (`make fix-copies` rewrites them from GPT-2's).
+GPT-2 one) and marked `# Copied from`; the infrastructure is in five sibling files, byte-identical to GPT-2's:
+`input_checks.py`, `chunked_loss.py`, `loading.py`, `hub.py` and `compat.py`; the double-heads model's checks and
+losses are in `fine_tuning.py`. utils/check_copies.py keeps every copy equal (`make fix-copies` rewrites them from
+GPT-2's).
 """
 
 from collections.abc import Callable
@@ -602,6 +603,48 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             language-model targets of the input's shape, is a ValueError: the auxiliary LM loss is computed from
             `input_ids`. Its outputs `mc_logits` and `mc_loss` are `logits` and `task_loss` here.
         """
+        labels, num_items_in_batch, choice_mask, input_shape = self._read_task_inputs(
+            input_ids, inputs_embeds, attention_mask, token_type_ids, mc_token_ids, labels, kwargs
+        )
+        # Fine-tuning (training mode, task labels): the auxiliary LM loss goes through the chunked head, and the
+        # (B*N, T, V) logits are never built (lm_logits is None); otherwise the logits, as transformers gives them.
+        chunked_lm = (
+            labels is not None and input_ids is not None and self.training and bool(self.config.loss_chunk_size)
+        )
+        tied_grad = None
+        if chunked_lm:
+            tied_grad = TiedWeightGrad.for_training_step(self.lm_head.weight, self.transformer.tokens_embed.weight)
+        outputs, flat_ids, flat_mask = self._run_transformer(
+            input_shape, input_ids, inputs_embeds, attention_mask, position_ids, token_type_ids, tied_grad, kwargs
+        )
+        hidden_states = outputs.last_hidden_state  # (B*N, T, C)
+        lm_logits = None if chunked_lm else self.lm_head(hidden_states)  # (B*N, T, V)
+
+        extract_states = self._extract_states(hidden_states, flat_ids, flat_mask, mc_token_ids)  # (B*N, C)
+        extract_states = extract_states.view(input_shape[0], -1, extract_states.shape[-1])  # (B, N, C)
+        logits = self._task_logits(extract_states, choice_mask)  # (B, num_labels | k)
+
+        loss = task_loss = lm_loss = None
+        if labels is not None:
+            loss, task_loss, lm_loss = self._combined_loss(
+                logits, labels, hidden_states, lm_logits, flat_ids, flat_mask, choice_mask, tied_grad,
+                num_items_in_batch,
+            )  # fmt: skip
+        return self._output(outputs, input_shape, logits, lm_logits, loss, task_loss, lm_loss)
+
+    def _read_task_inputs(
+        self,
+        input_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        mc_token_ids: torch.Tensor | None,
+        labels: torch.Tensor | None,
+        kwargs: dict,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | int | None, torch.Tensor | None, tuple[int, ...]]:
+        """The task targets (`labels` or `mc_labels`), Trainer's `num_items_in_batch`, the real choices (B, k) or
+        None, and the input's shape (B, T) or (B, N, T), every input checked for the task family. Takes `mc_labels`,
+        `num_items_in_batch` and `use_cache` out of `kwargs`, which then holds what goes on to the transformer."""
         input_shape = tuple(input_ids.shape) if input_ids is not None else ()
         labels = resolve_task_labels(labels, kwargs.pop("mc_labels", None), input_shape)
         num_items_in_batch = kwargs.pop("num_items_in_batch", None)
@@ -612,22 +655,27 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             self.config, self.task_type, input_ids, inputs_embeds, attention_mask, mc_token_ids, token_type_ids,
             choice_mask,
         )  # fmt: skip
-        batch_size, seq_len = input_shape[0], input_shape[-1]
+        return labels, num_items_in_batch, choice_mask, input_shape
 
-        # The N sequences of an example run through the transformer as independent rows: (B, N, T) -> (B * N, T).
+    def _run_transformer(
+        self,
+        input_shape: tuple[int, ...],
+        input_ids: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        tied_grad: TiedWeightGrad | None,
+        kwargs: dict,
+    ) -> tuple[BaseModelOutputWithPast, torch.Tensor | None, torch.Tensor | None]:
+        """The transformer over every sequence of the batch; returns its output and the flattened ids and mask, each
+        (B*N, T). The N sequences of an example run through it as independent rows: (B, N, T) -> (B * N, T)."""
+        seq_len = input_shape[-1]
         flat_ids = input_ids.reshape(-1, seq_len) if input_ids is not None else None
         flat_embeds = inputs_embeds.flatten(0, -3) if inputs_embeds is not None else None  # (B*N, T, C)
         flat_mask = attention_mask.reshape(-1, seq_len) if attention_mask is not None else None
         flat_positions = position_ids.reshape(-1, seq_len) if position_ids is not None else None
         flat_types = token_type_ids.reshape(-1, seq_len) if token_type_ids is not None else None
-        # Fine-tuning (training mode, task labels): the auxiliary LM loss goes through the chunked head, and the
-        # (B*N, T, V) logits are never built (lm_logits is None); otherwise the logits, as transformers gives them.
-        chunked_lm = (
-            labels is not None and flat_ids is not None and self.training and bool(self.config.loss_chunk_size)
-        )
-        tied_grad = None
-        if chunked_lm:
-            tied_grad = TiedWeightGrad.for_training_step(self.lm_head.weight, self.transformer.tokens_embed.weight)
         outputs: BaseModelOutputWithPast = self.transformer(
             flat_ids,
             attention_mask=flat_mask,
@@ -638,29 +686,7 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             tied_weight_grad=tied_grad,
             **kwargs,
         )
-        hidden_states = outputs.last_hidden_state  # (B*N, T, C)
-        lm_logits = None if chunked_lm else self.lm_head(hidden_states)  # (B*N, T, V)
-
-        extract_states = self._extract_states(hidden_states, flat_ids, flat_mask, mc_token_ids)  # (B*N, C)
-        extract_states = extract_states.view(batch_size, -1, extract_states.shape[-1])  # (B, N, C)
-        logits = self._task_logits(extract_states, choice_mask)  # (B, num_labels | k)
-
-        loss = task_loss = lm_loss = None
-        if labels is not None:
-            loss, task_loss, lm_loss = self._combined_loss(
-                logits, labels, hidden_states, lm_logits, flat_ids, flat_mask, choice_mask, tied_grad,
-                num_items_in_batch,
-            )  # fmt: skip
-
-        return GPT1OriginsDoubleHeadsModelOutput(
-            loss=loss,
-            logits=logits,
-            task_loss=task_loss,
-            lm_loss=lm_loss,
-            lm_logits=lm_logits.view(*input_shape, -1) if lm_logits is not None else None,  # (B, [N,] T, V)
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
+        return outputs, flat_ids, flat_mask
 
     def _extract_states(
         self,
@@ -748,6 +774,27 @@ class GPT1OriginsDoubleHeadsModel(GPT1OriginsPreTrainedModel):
             lm_per_sequence = lm_loss_per_sequence(lm_logits, input_ids, attention_mask).view(batch_size, -1)
             lm_loss = ((lm_per_sequence * per_sequence).sum(1) * weights).sum() / denominator
         return task_loss + self.config.lm_coef * lm_loss, task_loss, lm_loss
+
+    def _output(
+        self,
+        outputs: BaseModelOutputWithPast,
+        input_shape: tuple[int, ...],
+        logits: torch.Tensor,
+        lm_logits: torch.Tensor | None,
+        loss: torch.Tensor | None,
+        task_loss: torch.Tensor | None,
+        lm_loss: torch.Tensor | None,
+    ) -> GPT1OriginsDoubleHeadsModelOutput:
+        """The model's output, with the LM logits in the input's shape: (B*N, T, V) -> (B, [N,] T, V)."""
+        return GPT1OriginsDoubleHeadsModelOutput(
+            loss=loss,
+            logits=logits,
+            task_loss=task_loss,
+            lm_loss=lm_loss,
+            lm_logits=lm_logits.view(*input_shape, -1) if lm_logits is not None else None,  # (B, [N,] T, V)
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
 
 
 # Released checkpoints store the projections as Conv1D (in, out): transposed on load, back on save (loading.py).

@@ -5,8 +5,9 @@ transformers 5.24 renamed the KV cache from `past_key_values` to `cache`: in `cr
 classes (`BaseModelOutputWithPast.cache`) and in what `generate` passes to `forward`. Earlier releases also lack
 `slice_logits_to_keep`. Everything else the models use is the same from `MINIMUM_TRANSFORMERS` on.
 
-Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py). A saved folder's remote code
-imports it (the configuration file first), so the check also runs where gpt-origins is not installed.
+Shared by GPT-1 and GPT-2: GPT-2's copy is the original, and GPT-1's is generated from it, byte for byte, by
+`make fix-copies` (utils/check_copies.py). A saved folder's remote code imports it (the configuration file first), so
+the check also runs where gpt-origins is not installed.
 """
 
 import functools

@@ -1,8 +1,9 @@
 """Saving and sharing: a saved folder that loads with every Auto class of its package, and `push_to_hub` that uploads
 the model, its code, the tokenizer and a model card in one commit.
 
-Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py): what differs between them is
-declared by the model class (`_auto_map`, `_model_card_description`) and read here.
+Shared by GPT-1 and GPT-2: GPT-2's copy is the original, and GPT-1's is generated from it, byte for byte, by
+`make fix-copies` (utils/check_copies.py). What differs between them is declared by the model class (`_auto_map`,
+`_model_card_description`) and read here.
 """
 
 import tempfile

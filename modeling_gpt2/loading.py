@@ -10,7 +10,8 @@ The layers are `nn.Linear`; the released checkpoints store them as transformers'
 says `weight_layout="conv1d"` (transformers' folders, and ours from before nn.Linear): `from_pretrained` transposes
 while it loads, then the model's config says "linear", and `save_pretrained` writes what that field says.
 
-Shared by GPT-1 and GPT-2 and byte-identical in both packages (tests/check_copies.py).
+Shared by GPT-1 and GPT-2: GPT-2's copy is the original, and GPT-1's is generated from it, byte for byte, by
+`make fix-copies` (utils/check_copies.py).
 """
 
 import os

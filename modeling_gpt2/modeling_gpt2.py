@@ -10,9 +10,11 @@ Beyond transformers' own GPT-2: position ids follow the attention mask in `forwa
 right without `generate`), every input is checked with an error that names the value and the limit, and the
 loss honours `num_items_in_batch` so Trainer's gradient accumulation equals one large batch.
 
-This file is the architecture; the infrastructure is in sibling files, shared with GPT-1 (tests/check_copies.py):
-`input_checks.py`, `chunked_loss.py` (the training loss without the logits, one gradient for the tied head),
-`loading.py` (strict `from_pretrained`) and `hub.py` (`save_pretrained`, `push_to_hub`, the model card).
+This file is the architecture; the infrastructure is in five sibling files, shared with GPT-1 (these are the
+originals; `make fix-copies`, utils/check_copies.py, generates GPT-1's copies): `input_checks.py`, `chunked_loss.py`
+(the training loss without the logits, one gradient for the tied head), `loading.py` (strict `from_pretrained`),
+`hub.py` (`save_pretrained`, `push_to_hub`, the model card) and `compat.py` (what differs between the supported
+transformers releases).
 """
 
 import math

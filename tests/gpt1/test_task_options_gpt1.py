@@ -273,7 +273,7 @@ def test_task_data_loads_rows_of_different_numbers_of_choices(tmp_path, tokenize
     """The recipe's data loading accepts rows of 3 and 4 choices (it refused them before), reports the most, and
     its rows batch and run through the model; a label is checked against its own row's choices."""
     from recipes.core.errors import RecipeError
-    from recipes.data.task_data import load_task_data
+    from recipes.data.tasks import load_task_data
 
     iqa, proverbs = rows(IQA), rows(PROVERBS)
     four = [{**row, "choices": row["choices"][:4], "label": min(row["label"], 3)} for row in proverbs[:6]]

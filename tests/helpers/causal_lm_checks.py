@@ -23,9 +23,7 @@ from transformers.dynamic_module_utils import get_relative_import_files
 
 from modeling_gpt2.compat import cache_of, enable_activation_checkpointing
 from modeling_gpt2.loading import CONV1D_PROJECTIONS
-
-# The infrastructure files both packages share, byte-identical (tests/check_copies.py); remote code needs them.
-SHARED_FILES = {"chunked_loss.py", "hub.py", "input_checks.py", "loading.py"}
+from utils.check_copies import SHARED_FILES  # the infrastructure files both packages share; remote code needs them
 
 
 def in_transformers_layout(name: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -200,7 +198,7 @@ def check_saved_folder_carries_its_code(model, package: str, tmp_path: Path) -> 
     for name in code:
         needed = {Path(path).name for path in get_relative_import_files(tmp_path / name)}
         assert needed <= files, f"{name} imports {sorted(needed - files)}, which the saved folder lacks"
-    assert SHARED_FILES <= files
+    assert set(SHARED_FILES) <= files
     return files
 
 
@@ -250,7 +248,7 @@ def check_push_to_hub(model, tokenizer, package: str, auto_class: str, tmp_path:
     files = {path.name for path in store.iterdir()}
     stem = package.removeprefix("modeling_")
     assert {"config.json", "model.safetensors", f"modeling_{stem}.py", f"configuration_{stem}.py"} <= files
-    assert SHARED_FILES | {"README.md", "tokenizer.json", "tokenizer_config.json"} <= files
+    assert {*SHARED_FILES, "README.md", "tokenizer.json", "tokenizer_config.json"} <= files
     auto_map = json.loads((store / "config.json").read_text())["auto_map"]
     assert {"AutoConfig", "AutoModel", auto_class} <= set(auto_map)
     assert auto_map[auto_class] == f"modeling_{stem}.{type(model).__name__}"

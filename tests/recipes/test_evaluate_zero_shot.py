@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate import Accelerator
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 from recipes import evaluate_zero_shot
+from recipes.evaluation import multiple_choice, scoring, zero_shot
 from recipes.models.families import load_tokenizer_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tasks"
@@ -224,7 +226,7 @@ def test_classification_rows_choose_among_the_class_names_after_very(model_dir, 
     data = write_jsonl(tmp_path / "polarity.jsonl", rows)
     results = run(model_dir, tmp_path, "--task", "multiple_choice", "--data_file", str(data))
     assert results["metrics"]["family"] == "classification" and results["metrics"]["choices"] == 6
-    assert results["settings"]["template"] == evaluate_zero_shot.CLASSIFICATION_TEMPLATE
+    assert results["settings"]["template"] == multiple_choice.CLASSIFICATION_TEMPLATE
     assert results["predictions"]["tokens"] == expected and results["predictions"]["labels"] == [0, 1, 0]
     accuracy = sum(p == label for p, label in zip(expected, [0, 1, 0])) / 3
     assert results["metrics"]["accuracy_tokens"] == pytest.approx(accuracy)
@@ -236,13 +238,13 @@ def test_classification_rows_choose_among_the_class_names_after_very(model_dir, 
 
 
 def test_left_and_right_padding_give_the_same_scores(model, tokenizer):
-    accelerator = evaluate_zero_shot.Accelerator(cpu=True)
+    accelerator = Accelerator(cpu=True)
     requests = [
         ([EOT, *tokenizer(text)["input_ids"]], first) for text, first in zip(DOCUMENTS + ["Hi there"], [1, 5, 2])
     ]
-    right = evaluate_zero_shot.score_requests(model, requests, accelerator, 3, padding_side="right")
-    left = evaluate_zero_shot.score_requests(model, requests, accelerator, 3, padding_side="left")
-    alone = evaluate_zero_shot.score_requests(model, requests, accelerator, 1)
+    right = scoring.score_requests(model, requests, accelerator, 3, padding_side="right")
+    left = scoring.score_requests(model, requests, accelerator, 3, padding_side="left")
+    alone = scoring.score_requests(model, requests, accelerator, 1)
     for a, b, c, (ids, first) in zip(right, left, alone, requests):
         assert a[1] == b[1] == c[1] == len(ids) - first and a[2] == b[2] == c[2]
         assert a[0] == pytest.approx(c[0], rel=1e-5) and b[0] == pytest.approx(c[0], rel=1e-5)
@@ -265,7 +267,7 @@ def test_runs_on_the_task_fixtures_and_prints_a_table(model_dir, tmp_path, capsy
     assert f"Zero-shot multiple_choice: {model_dir}" in printed and "accuracy_tokens" in printed
     assert f"{metrics['accuracy_chars']:.4f}" in printed and str(tmp_path / "out.json") in printed
     if family == "entailment":
-        assert results["settings"]["template"] == evaluate_zero_shot.ENTAILMENT_TEMPLATE
+        assert results["settings"]["template"] == multiple_choice.ENTAILMENT_TEMPLATE
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -407,7 +409,7 @@ def test_bad_input_is_a_one_line_error_before_any_scoring(model_dir, tmp_path, c
     def no_scoring(*args, **kwargs):
         raise AssertionError("scored before the input was checked")
 
-    monkeypatch.setattr(evaluate_zero_shot, "score_requests", no_scoring)
+    monkeypatch.setattr(zero_shot, "score_requests", no_scoring)
     with pytest.raises(SystemExit) as exit_info:
         evaluate_zero_shot.main([*options, "--output_file", str(tmp_path / "out.json")])
     assert exit_info.value.code == 2

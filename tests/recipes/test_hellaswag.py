@@ -12,7 +12,8 @@ from datasets import load_dataset
 
 from recipes import evaluate_zero_shot
 from recipes.core.arguments import parse_arguments, run_configs
-from recipes.evaluate_zero_shot import clean_hellaswag, hellaswag_query
+from recipes.evaluation import zero_shot, zero_shot_data
+from recipes.evaluation.hellaswag import clean_hellaswag, hellaswag_examples, hellaswag_query
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "hellaswag"
 EOT = 50256
@@ -125,7 +126,7 @@ def test_the_query_capitalises_ctx_b_with_str_capitalize():
 
 def test_the_fixture_rows_become_the_harness_queries_and_endings():
     rows = load_dataset(str(FIXTURE), split="validation")
-    examples = evaluate_zero_shot.hellaswag_examples(rows, "fixture")
+    examples = hellaswag_examples(rows, "fixture")
     assert len(examples) == len(EXPECTED) == 6
     for example, (query, endings, gold) in zip(examples, EXPECTED):
         moved = query[len(query.rstrip()) :]  # the query's trailing space goes to the front of every ending
@@ -170,8 +171,8 @@ def test_acc_and_acc_norm_equal_the_harness_computation(model_dir, model, tokeni
         scored.extend(zip(requests, scores))
         return scores
 
-    score_requests = evaluate_zero_shot.score_requests
-    monkeypatch.setattr(evaluate_zero_shot, "score_requests", recording)
+    score_requests = zero_shot.score_requests
+    monkeypatch.setattr(zero_shot, "score_requests", recording)
     options = ["--task", "hellaswag", "--dataset_name", str(FIXTURE), "--per_device_eval_batch_size", "5"]
     results = run(model_dir, tmp_path, *options, *([] if start else ["--no-add_start_token"]))
 
@@ -208,7 +209,7 @@ def test_reads_rowan_hellaswag_validation_by_default(model_dir, tmp_path, monkey
         calls.append((name, config, split))
         return load_dataset("json", data_files=str(FIXTURE / "validation.jsonl"), split="train")
 
-    monkeypatch.setattr(evaluate_zero_shot, "load_dataset", hub)
+    monkeypatch.setattr(zero_shot_data, "load_dataset", hub)
     results = run(model_dir, tmp_path, "--task", "hellaswag", "--max_samples", "4")
     assert calls == [("Rowan/hellaswag", None, "validation")]
     assert results["data"] == "Rowan/hellaswag (validation)" and results["metrics"]["examples"] == 4
@@ -290,8 +291,8 @@ def test_bad_input_is_a_one_line_error_before_any_scoring(model_dir, tmp_path, c
     def no_work(*args, **kwargs):
         raise AssertionError("the weights were read or a request was scored before the input was checked")
 
-    monkeypatch.setattr(evaluate_zero_shot, "score_requests", no_work)
-    monkeypatch.setattr(evaluate_zero_shot, "load_model", no_work)
+    monkeypatch.setattr(zero_shot, "score_requests", no_work)
+    monkeypatch.setattr(zero_shot, "load_model_by_name", no_work)
     with pytest.raises(SystemExit) as exit_info:
         run(model_dir, tmp_path, *options)
     assert exit_info.value.code == 2

@@ -14,6 +14,7 @@ import torch
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer_from_files
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 from recipes import evaluate_zero_shot, generate
+from recipes.evaluation import generation, zero_shot
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "shakespeare_sample.txt"
 SIZES = {"n_positions": 16, "n_embd": 32, "n_head": 4, "n_layer": 1}  # GPT-2 keeps OpenAI's 50,257 tokens
@@ -172,7 +173,7 @@ if not torch.cuda.is_available():
 
 @pytest.mark.parametrize("case", GENERATE_CASES, ids=lambda case: case.id)
 def test_generate_bad_input_is_one_line_before_the_weights_load(folders, tmp_path, capsys, monkeypatch, case):
-    monkeypatch.setattr(generate, "load_model", no_loading)
+    monkeypatch.setattr(generation, "load_model", no_loading)
     with pytest.raises(SystemExit) as exit_info:
         generate.main(fill(case.argv, folders, tmp_path))
     line = error_line(capsys)
@@ -298,7 +299,7 @@ def test_zero_shot_bad_input_is_one_line_before_the_weights_load(folders, tmp_pa
     (tmp_path / "texts.jsonl").write_text(json.dumps({"text": "To be, or not to be"}) + "\n")
     row = {"context": "He drank the", "choices": ["cold water today", "wall"], "label": 0}
     (tmp_path / "choices.jsonl").write_text(json.dumps(row) + "\n")
-    monkeypatch.setattr(evaluate_zero_shot, "load_model", no_loading)
+    monkeypatch.setattr(zero_shot, "load_model_by_name", no_loading)
     argv = fill(case.argv, folders, tmp_path)
     argv = argv if "--model" in argv else ["--model", str(folders / "gpt2"), *argv]
     argv = argv if "--output_file" in argv else [*argv, "--output_file", str(tmp_path / "results.json")]

@@ -369,7 +369,11 @@ def test_old_buffers_and_other_task_heads_are_left_out(family, tmp_path):
     weights["multiple_choice_head.summary.weight"] = torch.zeros(1, 32)
     weights["score.weight"] = torch.zeros(3, 32)
     save_weights(tmp_path, weights)
-    FAMILIES[family][2].from_pretrained(tmp_path)
+    loaded = FAMILIES[family][2].from_pretrained(tmp_path).state_dict()
+    expected = lm(family).state_dict()
+    assert loaded.keys() == expected.keys()  # no mask buffer, no task head
+    for name, value in expected.items():
+        torch.testing.assert_close(loaded[name], value, rtol=0, atol=0, msg=f"{name} did not load as saved")
 
 
 NON_FINITE = [("file-weights-nan", float("nan")), ("file-weights-inf", float("-inf"))]

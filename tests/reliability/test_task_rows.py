@@ -1,5 +1,5 @@
 """Bad rows of fine-tuning task files (`--train_file`, `--validation_file`, `--test_file` of `python -m
-recipes.finetune`, read by recipes/data/task_data.py `load_task_data`): each is a `RecipeError` naming the file and the
+recipes.finetune`, read by `recipes.data.tasks.load_task_data`): each is a `RecipeError` naming the file and the
 line (1-based, of a .jsonl / .csv / .tsv file; `row N`, from 0, of a JSON array), before any work is spent. Then the
 label set (exactly the training labels, `--label_names`, or a fine-tuned model's id2label; anything else is an error,
 never a new class) and a tokenizer whose vocabulary is not the model's. docs/RELIABILITY.md lists the same cases.
@@ -18,7 +18,7 @@ import torch
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer
 from recipes import finetune
 from recipes.core.errors import RecipeError
-from recipes.data.task_data import load_task_data
+from recipes.data.tasks import load_task_data
 from recipes.training import task_setup
 
 REPO = Path(__file__).resolve().parents[2]

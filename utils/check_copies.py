@@ -17,8 +17,11 @@ without the other), so what they share is copied, and GPT-2 holds the original:
 Either side may drift: the copy edited, or the original edited and the copy not. The fix always copies GPT-2's code
 into GPT-1, so a change made in GPT-1's copy must be made in GPT-2's original first.
 
-    python tests/check_copies.py          # report every difference; exit status 1 if there is any
-    python tests/check_copies.py --fix    # rewrite GPT-1's shared files and marked blocks from GPT-2's
+    python utils/check_copies.py          # report every difference; exit status 1 if there is any
+    python utils/check_copies.py --fix    # rewrite GPT-1's shared files and marked blocks from GPT-2's
+
+`make repo-consistency` runs the first, `make fix-copies` the second. It needs only the standard library, so CI runs it
+before installing anything.
 """
 
 import argparse
@@ -31,6 +34,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE_PACKAGE, TARGET_PACKAGE = "modeling_gpt2", "modeling_gpt1"
+# The infrastructure files both packages hold, byte-identical (GPT-2's the original, GPT-1's generated from it): a
+# saved folder's remote code imports them, so each package has all of them. The only list of them; tests import it.
 SHARED_FILES = ("chunked_loss.py", "compat.py", "hub.py", "input_checks.py", "loading.py")
 MARKER = re.compile(
     r"^(?P<indent> *)# Copied from modeling_gpt2\.(?P<module>\w+)\.(?P<name>[\w.]+)(?: with (?P<with>.+))?$"
@@ -241,16 +246,17 @@ def check(repo: Path = REPO, fix: bool = False) -> tuple[list[str], set[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fix", action="store_true", help="rewrite GPT-1's copies from GPT-2's")
+    parser.add_argument("--repo", type=Path, default=REPO, help="the repository to check (default: this one)")
     args = parser.parse_args(argv)
-    problems, _ = check(fix=args.fix)
+    problems, _ = check(args.repo, fix=args.fix)
     if args.fix:
         for problem in problems:
             print(f"found: {problem}")
-        problems, _ = check()  # what the fix could not mend
+        problems, _ = check(args.repo)  # what the fix could not mend
     for problem in problems:
         print(problem)
     if problems:
-        print(f"{len(problems)} copies differ; `make fix-copies` (python tests/check_copies.py --fix) rewrites them.")
+        print(f"{len(problems)} copies differ; `make fix-copies` (python utils/check_copies.py --fix) rewrites them.")
     elif args.fix:
         print("Every copy now equals GPT-2's code.")
     return 1 if problems else 0
