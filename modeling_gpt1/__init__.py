@@ -27,7 +27,7 @@ from .modeling_gpt1 import (
     GPT1OriginsModel,
     GPT1OriginsPreTrainedModel,
 )
-from .tasks import ENTAILMENT_LABELS, FAMILIES, TEXT_FIELDS, GPT1TaskCollator, GPT1TaskEncoder
+from .tasks import ENTAILMENT_LABELS, TEXT_FIELDS, GPT1TaskCollator, GPT1TaskEncoder
 from .tokenization_gpt1 import (
     DELIMITER_TOKEN,
     EXTRACT_TOKEN,
@@ -67,7 +67,6 @@ __all__ = [
     "GPT1OriginsDoubleHeadsModelOutput",
     "GPT1TaskEncoder",
     "GPT1TaskCollator",
-    "FAMILIES",
     "TEXT_FIELDS",
     "ENTAILMENT_LABELS",
     "START_TOKEN",

@@ -53,7 +53,6 @@ from transformers import PreTrainedTokenizerBase
 from .configuration_gpt1 import TASK_FAMILIES
 from .tokenization_gpt1 import EXTRACT_TOKEN
 
-FAMILIES = TASK_FAMILIES  # the former name, kept for existing imports
 # The text fields of an example of each family (the table above), in the order they are encoded.
 TEXT_FIELDS = {
     "classification": ("text",),
@@ -456,7 +455,6 @@ def _as_list(value: Any) -> Any:
 
 __all__ = [
     "ENTAILMENT_LABELS",
-    "FAMILIES",
     "KEEP_MODES",
     "TASK_FAMILIES",
     "TEXT_FIELDS",

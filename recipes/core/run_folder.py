@@ -129,7 +129,9 @@ def check_hub_upload(args):
     try:
         validate_repo_id(repo_id)
     except HFValidationError as error:
-        raise RecipeError(f"--push_to_hub: {repo_id!r} is not a Hub repository name ({error}); give --hub_model_id.")
+        raise RecipeError(
+            f"--push_to_hub: {repo_id!r} is not a Hub repository name ({error}); give --hub_model_id."
+        ) from None
     if get_token() is None:
         raise RecipeError(
             f"--push_to_hub {repo_id!r} needs a Hub token, and none is set: run `hf auth login` or set HF_TOKEN "

@@ -32,9 +32,9 @@ from modeling_gpt1.tokenization_gpt1 import (
 
 from ..core.checkpointing import ARCHITECTURE_FIELDS
 from ..core.errors import RecipeError
-from ..data.task_data import TEXT_FIELDS, TaskData, load_task_data, majority_baseline
+from ..data.tasks import TEXT_FIELDS, TaskData, load_task_data, majority_baseline
 from ..evaluation.metrics import compute_task_metrics
-from ..models.families import MODEL_FAMILIES
+from ..models.families import MODEL_FAMILIES, is_preset
 
 TASK_TOKENS = (START_TOKEN, DELIMITER_TOKEN, EXTRACT_TOKEN)  # what fine-tuning adds to the vocabulary
 TOKEN_ID_FIELDS = ("start_token_id", "delimiter_token_id", "extract_token_id", "pad_token_id")
@@ -76,14 +76,10 @@ def get_task_data(args) -> TaskData:
     return task
 
 
-def is_preset(name: str) -> bool:
-    return name in PRESETS and not Path(name).exists()
-
-
 def fine_tuned_classes(args) -> list[str] | None:
     """The class names, in id order, of a GPT-1 fine-tuned for this --task_type (its config's id2label): the label set
     that fine-tuning it further keeps. None for any other model, and for transformers' placeholders LABEL_0, ..."""
-    if is_preset(args.model_name_or_path):
+    if is_preset(args.model_name_or_path, "gpt1"):
         return None
     try:
         config = PreTrainedConfig.get_config_dict(args.model_name_or_path)[0]
@@ -123,14 +119,14 @@ def add_task_tokens(tokenizer):
 
 def get_tokenizer(args, task: TaskData):
     """`--tokenizer` (a folder or Hub name, or "train": learned from the training texts), else the model's."""
-    choice = args.tokenizer or (None if is_preset(args.model_name_or_path) else args.model_name_or_path)
+    choice = args.tokenizer or (None if is_preset(args.model_name_or_path, "gpt1") else args.model_name_or_path)
     if choice is None:
         raise RecipeError(
             f"--model_name_or_path {args.model_name_or_path!r} is a preset with random weights and no tokenizer: "
             f"give --tokenizer (a GPT-1 tokenizer folder, e.g. a pre-training run's, or 'train')."
         )
     if choice == "train":
-        if not is_preset(args.model_name_or_path):
+        if not is_preset(args.model_name_or_path, "gpt1"):
             raise RecipeError(
                 "--tokenizer train learns a new vocabulary, which only a preset's random embedding can take; a "
                 f"pre-trained model ({args.model_name_or_path!r}) needs its own tokenizer."
@@ -199,7 +195,7 @@ def get_model(args, task: TaskData, tokenizer, added_tokens) -> tuple[GPT1Origin
     fields = task_config_fields(args, task, tokenizer)
     token_ids = {key: fields.pop(key) for key in TOKEN_ID_FIELDS}  # set once the embedding holds them
     try:
-        if is_preset(name):
+        if is_preset(name, "gpt1"):
             config = GPT1OriginsConfig.from_preset(name, vocab_size=len(tokenizer))
         else:
             model_type = PreTrainedConfig.get_config_dict(name)[0].get("model_type")
@@ -216,19 +212,21 @@ def get_model(args, task: TaskData, tokenizer, added_tokens) -> tuple[GPT1Origin
             config.update_from_string(args.config_overrides)
         config.validate()
     except OSError as error:
-        raise RecipeError(f"--model_name_or_path {name!r} is neither a preset, a folder nor a Hub name: {error}")
+        raise RecipeError(
+            f"--model_name_or_path {name!r} is neither a preset, a folder nor a Hub name: {error}"
+        ) from error
     except ValueError as error:
         raise RecipeError(f"Bad model configuration: {error}") from error
     changed = [key for key, value in architecture.items() if getattr(config, key, None) != value]
-    if changed and not is_preset(name):
+    if changed and not is_preset(name, "gpt1"):
         raise RecipeError(f"--config_overrides cannot change the shape of pre-trained weights ({', '.join(changed)}).")
     max_length = args.max_length or min(config.n_positions, 512)
     if max_length > config.n_positions:
         raise RecipeError(f"--max_length {max_length} is more than the model's n_positions={config.n_positions}.")
-    if not is_preset(name):
+    if not is_preset(name, "gpt1"):
         check_vocabulary(args, tokenizer, config.vocab_size)
 
-    if is_preset(name):
+    if is_preset(name, "gpt1"):
         model = GPT1OriginsDoubleHeadsModel._from_config(config, attn_implementation=args.attn_implementation)
     else:
         # The task head is new, or replaced when it was trained for another number of classes; the body has the
@@ -238,7 +236,7 @@ def get_model(args, task: TaskData, tokenizer, added_tokens) -> tuple[GPT1Origin
         )
     if len(tokenizer) > model.config.vocab_size:
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    if added_tokens and not is_preset(name):
+    if added_tokens and not is_preset(name, "gpt1"):
         rows = tokenizer.convert_tokens_to_ids(added_tokens)
         with torch.no_grad():  # the paper's init for the new task-token embeddings
             embedding = model.get_input_embeddings().weight

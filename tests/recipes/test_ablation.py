@@ -10,6 +10,7 @@ from accelerate.state import AcceleratorState
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer_from_files
 from recipes import ablation
+from recipes.training import ablation_study
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -24,14 +25,14 @@ def restore_state():
 
 
 def folder_of(family: str) -> str:
-    return dict(entry.split("=") for entry in ablation.DEFAULT_TASKS)[family]
+    return dict(entry.split("=") for entry in ablation_study.DEFAULT_TASKS)[family]
 
 
 def test_the_bootstrap_is_paired_and_its_intervals_hold_the_estimate():
     labels = ["a", "b"] * 50
     right = list(labels)
     wrong_fifth = [label if i % 5 else {"a": "b", "b": "a"}[label] for i, label in enumerate(labels)]
-    result = ablation.bootstrap(labels, {"majority": [["a"] * 100], "paper": [right, wrong_fifth]}, rounds=200)
+    result = ablation_study.bootstrap(labels, {"majority": [["a"] * 100], "paper": [right, wrong_fifth]}, rounds=200)
     accuracy = result["variants"]["paper"]["accuracy"]
     assert accuracy[0] == pytest.approx(0.9) and accuracy[1] <= 0.9 <= accuracy[2] and accuracy[2] <= 1.0
     assert result["variants"]["majority"]["accuracy"][0] == 0.5
@@ -41,7 +42,7 @@ def test_the_bootstrap_is_paired_and_its_intervals_hold_the_estimate():
 
 def test_ablation_end_to_end(tmp_path):
     data_dir = tmp_path / "tasks"
-    for name in (entry.split("=")[1] for entry in ablation.DEFAULT_TASKS):
+    for name in (entry.split("=")[1] for entry in ablation_study.DEFAULT_TASKS):
         rows = (FIXTURES / "tasks" / f"{name}.jsonl").read_text().splitlines(keepends=True)
         (data_dir / name).mkdir(parents=True)
         for split, part in (("train", rows[:16]), ("validation", rows[16:20]), ("test", rows[20:])):
@@ -64,17 +65,19 @@ def test_ablation_end_to_end(tmp_path):
     saved = json.loads((output_dir / "ablation.json").read_text())
     assert saved["summary"] == result["summary"]
     assert {(run["family"], run["variant"]) for run in saved["runs"]} == {
-        (family, variant) for family in ("classification", "similarity") for variant in ablation.VARIANTS
+        (family, variant) for family in ("classification", "similarity") for variant in ablation_study.VARIANTS
     }
     for run in saved["runs"]:
         assert run["metric"] == "accuracy" and 0 <= run["test"] <= 1 and run["test_rows"] == 4
         # The saved test predictions give the run's own test accuracy.
-        labels = [row["label"] for row in ablation.read_jsonl(data_dir / folder_of(run["family"]) / "test.jsonl")]
+        labels = [
+            row["label"] for row in ablation_study.read_jsonl(data_dir / folder_of(run["family"]) / "test.jsonl")
+        ]
         assert len(run["predictions"]) == 4
         assert sum(p == label for p, label in zip(run["predictions"], labels)) / 4 == pytest.approx(run["test"])
     for family in ("classification", "similarity"):
         summary = saved["summary"][family]
-        assert set(summary["variants"]) == {"majority", *ablation.VARIANTS} and summary["test_rows"] == 4
+        assert set(summary["variants"]) == {"majority", *ablation_study.VARIANTS} and summary["test_rows"] == 4
         paper = [run for run in saved["runs"] if run["family"] == family and run["variant"] == "paper"][0]
         value, low, high = summary["variants"]["paper"]["accuracy"]
         assert value == pytest.approx(paper["test"]) and low <= value <= high

@@ -1,6 +1,5 @@
-"""recipes/finetune.py, recipes/finetune_trainer.py and recipes/data/task_data.py run for real on the tiny preset and
-the
-committed task fixtures (24 real rows per family, split here 16 / 4 / 4): each family end to end and reloaded with
+"""recipes/finetune.py, recipes/finetune_trainer.py and recipes/data/tasks/ run for real on the tiny preset and
+the committed task fixtures (24 real rows per family, split here 16 / 4 / 4): each family end to end and reloaded with
 the Auto classes, exact resume after a crash, --freeze_body on a transformers openai-gpt folder, Trainer against
 Accelerate, the Hub mappings on local stand-ins, and every bad input refused with the row named."""
 
@@ -18,6 +17,7 @@ from safetensors.torch import load_file
 from transformers import (
     AutoModelForMultipleChoice,
     AutoModelForSequenceClassification,
+    AutoTokenizer,
     OpenAIGPTConfig,
     OpenAIGPTLMHeadModel,
     OpenAIGPTTokenizer,
@@ -31,8 +31,10 @@ from modeling_gpt1 import (
 )
 from recipes import finetune, finetune_trainer
 from recipes.core.errors import RecipeError
-from recipes.data import task_data
+from recipes.data import tasks as task_data
+from recipes.data.tasks import sources as task_sources
 from recipes.evaluation.metrics import compute_task_metrics
+from recipes.training import finetune_options, finetuning, finetuning_with_trainer
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 TASK_FOLDERS = {
@@ -218,7 +220,7 @@ def test_a_crashed_run_resumes_bitwise_exactly(runs, splits, tokenizer_dir, tmp_
 def openai_gpt_dir(tmp_path_factory, tokenizer_dir) -> Path:
     """transformers' own OpenAIGPTLMHeadModel and OpenAIGPTTokenizer (no task tokens, no template), tiny."""
     folder = tmp_path_factory.mktemp("openai-gpt")
-    backend = json.loads(finetune.AutoTokenizer.from_pretrained(tokenizer_dir).backend_tokenizer.to_str())
+    backend = json.loads(AutoTokenizer.from_pretrained(tokenizer_dir).backend_tokenizer.to_str())
     tokens = sorted((i, token) for token, i in backend["model"]["vocab"].items() if token not in SPECIAL_TOKENS)
     vocab = {token: i for i, (_, token) in enumerate(tokens)} | {"<unk>": len(tokens)}  # the unknown token last
     merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in backend["model"]["merges"]]
@@ -241,7 +243,7 @@ def test_freeze_body_trains_only_the_head_and_the_task_token_rows(openai_gpt_dir
     epoch_1 = weights(tmp_path / "checkpoints" / "step_00000004")
     epoch_2 = weights(tmp_path / "checkpoints" / "step_00000008")
     vocab_size = original["transformer.tokens_embed.weight"].shape[0]
-    tokenizer = finetune.AutoTokenizer.from_pretrained(tmp_path)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
     task_rows = tokenizer.convert_tokens_to_ids(TASK_TOKENS)
     assert min(task_rows) >= vocab_size and len(tokenizer) == epoch_2["transformer.tokens_embed.weight"].shape[0]
     for name, value in original.items():
@@ -269,7 +271,7 @@ def test_freeze_body_trains_only_the_head_and_the_task_token_rows(openai_gpt_dir
 def pretrained_dir(tmp_path_factory, tokenizer_dir) -> Path:
     """What `python -m recipes.pretrain --model_type gpt1` leaves: a GPT1OriginsLMHeadModel and its tokenizer."""
     folder = tmp_path_factory.mktemp("pretrained-gpt1")
-    tokenizer = finetune.AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(0)
     GPT1OriginsLMHeadModel(GPT1OriginsConfig.from_preset("tiny", vocab_size=len(tokenizer))).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -295,8 +297,8 @@ def test_trainer_mode_gives_the_metrics_of_the_accelerate_loop(pretrained_dir, s
 
     # Trainer drops the dataset columns that are not forward arguments: mc_token_ids and labels are.
     AcceleratorState._reset_state(reset_partial_state=True)
-    trainer_args = finetune.parse_args([str(arg) for arg in [*args, "--output_dir", tmp_path / "again"]])
-    trainer, *_ = finetune_trainer.build_trainer(dataclasses.asdict(trainer_args), trainer_args)
+    trainer_args = finetune_options.parse_args([str(arg) for arg in [*args, "--output_dir", tmp_path / "again"]])
+    trainer, *_ = finetuning_with_trainer.build_trainer(dataclasses.asdict(trainer_args), trainer_args)
     batch = next(iter(trainer.get_train_dataloader()))
     assert set(batch) == {"input_ids", "attention_mask", "mc_token_ids", "labels"}
     assert batch["input_ids"].shape[:2] == (4, 3) and batch["mc_token_ids"].shape == (4, 3)
@@ -365,7 +367,7 @@ def hub(monkeypatch):
             raise FileNotFoundError(f"Couldn't find {name} on the Hugging Face Hub (no network here)")
         return stand_ins[(name, config)]
 
-    monkeypatch.setattr(task_data, "load_dataset", load_dataset)
+    monkeypatch.setattr(task_sources, "load_dataset", load_dataset)  # where the Hub splits are read
     return calls
 
 
@@ -473,7 +475,7 @@ def no_encoding(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the recipe started encoding data before rejecting its input")
 
-    monkeypatch.setattr(finetune, "encode_task", forbidden)
+    monkeypatch.setattr(finetuning, "encode_task", forbidden)
 
 
 def fails_with(capsys, *args) -> str:

@@ -16,7 +16,7 @@ from test_finetune import FAST, FIXTURES, TASK_FOLDERS, rows, run, write_jsonl
 from modeling_gpt1 import train_gpt1_tokenizer_from_files
 from recipes import finetune, finetune_trainer
 from recipes.core.errors import RecipeError
-from recipes.data import task_data
+from recipes.data import tasks as task_data
 from recipes.evaluation.metrics import compute_task_metrics
 from recipes.training import task_setup
 
@@ -194,7 +194,7 @@ def test_a_bad_positive_label_stops_the_run_before_any_work(script, tmp_path, ca
 
 def test_help_states_the_positive_label_rule(capsys):
     with pytest.raises(SystemExit):
-        finetune.parse_args(["--help"])
+        finetune.main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--positive_label" in help_text and "the class named positive, entailment, entails" in help_text
     assert "no other guess" in help_text

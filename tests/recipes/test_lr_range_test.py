@@ -19,7 +19,7 @@ from modeling_gpt1 import (
 )
 from recipes import finetune, finetune_trainer
 from recipes.core.optim import build_optimizer
-from recipes.training import lr_range_test
+from recipes.training import finetune_options, finetuning, finetuning_with_trainer, lr_range_test
 
 CPU = torch.device("cpu")
 FAST = [
@@ -82,12 +82,14 @@ def test_the_test_leaves_the_model_and_the_random_state_as_they_were_and_reads_i
 
 
 def test_the_default_is_the_papers_rate_for_its_size_and_a_range_test_otherwise():
-    assert finetune.default_learning_rate(GPT1OriginsConfig()) == 6.25e-5  # 12 x 768
-    assert finetune.default_learning_rate(GPT1OriginsConfig.from_preset("tiny")) == "auto"
-    assert finetune.parse_learning_rate("AUTO") == "auto" and finetune.parse_learning_rate("5e-4") == 5e-4
-    args = finetune.parse_args(["--model_name_or_path", "tiny", "--task_type", "classification"])
+    assert finetune_options.default_learning_rate(GPT1OriginsConfig()) == 6.25e-5  # 12 x 768
+    assert finetune_options.default_learning_rate(GPT1OriginsConfig.from_preset("tiny")) == "auto"
+    assert (
+        finetune_options.parse_learning_rate("AUTO") == "auto" and finetune_options.parse_learning_rate("5e-4") == 5e-4
+    )
+    args = finetune_options.parse_args(["--model_name_or_path", "tiny", "--task_type", "classification"])
     assert args.learning_rate is None  # resolved from the model's size once it is loaded
-    paper = finetune.parse_args(
+    paper = finetune_options.parse_args(
         ["--config", "finetune-paper", "--model_name_or_path", "m", "--task_type", "entailment"]
     )
     assert paper.learning_rate == 6.25e-5
@@ -103,7 +105,7 @@ BAD_RATES = [
 @pytest.mark.parametrize(("value", "message"), BAD_RATES)
 def test_a_bad_learning_rate_is_refused_at_parse_time(value, message, capsys):
     with pytest.raises(SystemExit) as raised:
-        finetune.parse_args(
+        finetune_options.parse_args(
             ["--model_name_or_path", "tiny", "--task_type", "classification", "--learning_rate", value]
         )
     assert raised.value.code == 2 and message in capsys.readouterr().err
@@ -140,7 +142,7 @@ def test_a_resumed_auto_run_keeps_the_rate_its_checkpoint_found(tokenizer_dir, p
     def no_second_test(*args, **kwargs):
         raise AssertionError("the resumed run ran the range test again")
 
-    monkeypatch.setattr(finetune, "range_test", no_second_test)
+    monkeypatch.setattr(finetuning, "range_test", no_second_test)
     resumed = run(*common, "--max_steps", "6", "--resume_from_checkpoint", "latest", "--allow_resume_changes",
                   "max_steps")  # fmt: skip
     assert resumed["hyperparameters"]["learning_rate_range_test"] == found
@@ -182,8 +184,8 @@ def test_both_recipes_give_the_embedding_its_scaled_rate(tokenizer_dir, polarity
     common = [*FAST, "--tokenizer", tokenizer_dir, "--task_type", "classification", *polarity, "--learning_rate",
               "1e-3", "--embedding_lr_scale", "10"]  # fmt: skip
     AcceleratorState._reset_state(reset_partial_state=True)
-    args = finetune.parse_args([str(a) for a in [*common, "--output_dir", tmp_path / "trainer"]])
-    trainer, *_ = finetune_trainer.build_trainer({}, args)
+    args = finetune_options.parse_args([str(a) for a in [*common, "--output_dir", tmp_path / "trainer"]])
+    trainer, *_ = finetuning_with_trainer.build_trainer({}, args)
     embedding = trainer.model.get_input_embeddings().weight
     groups = {id(p): g for g in trainer.optimizer.param_groups for p in g["params"]}
     assert groups[id(embedding)]["lr"] == pytest.approx(1e-2) and groups[id(embedding)]["lr_scale"] == 10

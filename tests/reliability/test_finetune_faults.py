@@ -21,6 +21,7 @@ from test_training_faults import assert_resumed_from_newest, check_checkpoints_a
 
 from recipes import finetune
 from recipes.core import checkpointing
+from recipes.training import finetuning
 
 recipe_tests = importlib.import_module("test_finetune")  # tests/recipes is on sys.path once test_training_faults is
 
@@ -116,8 +117,8 @@ def kill_and_resume(reference: dict, output_dir: Path, kinds: list[str], seed: i
         harness.weights(checkpoints / name), harness.weights(expected_dir / "checkpoints" / name)
     )
     # results.json: validation after each epoch, the best, test metrics and the logged losses, all equal.
-    expected = json.loads((expected_dir / finetune.RESULTS).read_text())
-    assert json.loads((output_dir / finetune.RESULTS).read_text()) == expected
+    expected = json.loads((expected_dir / finetuning.RESULTS).read_text())
+    assert json.loads((output_dir / finetuning.RESULTS).read_text()) == expected
     assert json.loads(json.dumps(results)) == expected
     assert [record["step"] for record in expected["validation"]] == [4, 8] and "test" in expected
     return counts
