@@ -7,19 +7,19 @@ process) per task x variant x seed:
     no-lm-loss   the pre-trained model, lambda 0
     frozen-body  the pre-trained model, only the task head and task-token embeddings trained, lambda 0.5
 
-    python -m recipes.ablation --config ablation-polarity --pretrained runs/pretrain-gpt1 --data_dir data/tasks
-    python -m recipes.ablation --pretrained runs/pretrain-gpt1 --tasks classification=my/polarity \
+    python -m recipes.ablation --config ablation-demo --pretrained runs/pretrain-gpt1 --data_dir data/tasks
+    python -m recipes.ablation --pretrained runs/pretrain-gpt1 --tasks classification=my/polarity \\
         entailment=my/rte --finetune_config my-finetune.yaml
 
-`--tasks` names each task folder (train / validation / test .jsonl in the layout of docs/DATA.md) with its
-task family, as `family=folder` (relative to `--data_dir`); `--finetune_config` is a fine-tuning run config
-(recipes/configs/, e.g. `finetune-paper`) applied to every run, and the options below override it. The random model
-is the pre-trained one's config and tokenizer with seeded fresh weights, saved once in `<output_dir>/random-init`.
-Runs whose results.json exists are reused (so a matrix can be split over processes with --families and gathered by
-a last call). Writes `<output_dir>/ablation.json` (every run's test and validation metrics and test predictions; per
-family, each variant's and the majority class's test accuracy and Matthews correlation with 95% bootstrap intervals
-over the test rows, and the paired differences of the paper's comparisons) and `<output_dir>/ablation.png` (both
-metrics per family and variant, with their intervals).
+`--tasks` names each task folder (train / validation / test .jsonl in the layout of docs/DATA.md) with its task family,
+as `family=folder` (relative to `--data_dir`); `--finetune_config` is a fine-tuning run config
+(recipes/configs/finetune/, e.g. `finetune-paper`) applied to every run, and the options below override it. The random
+model is the pre-trained one's config and tokenizer with seeded fresh weights, saved once in
+`<output_dir>/random-init`. Runs whose results.json exists are reused (so a matrix can be split over processes with
+--families and gathered by a last call). Writes `<output_dir>/ablation.json` (every run's test and validation metrics
+and test predictions; per family, each variant's and the majority class's test accuracy and Matthews correlation with
+95% bootstrap intervals over the test rows, and the paired differences of the paper's comparisons) and
+`<output_dir>/ablation.png` (both metrics per family and variant, with their intervals).
 """
 
 if __name__ == "__main__" and not __package__:  # a script path: `accelerate launch recipes/ablation.py`

@@ -40,8 +40,8 @@ if __name__ == "__main__" and not __package__:  # a script path: `accelerate lau
     from script_path import PACKAGE as __package__  # noqa: F401  (recipes/script_path.py)
 
 from .core.command import run_cli
-from .training.finetune_options import PROG, FinetuneArguments, parse_args
-from .training.finetuning import RESULTS, training_function
+from .training.finetune_options import PROG, FinetuneArguments
+from .training.finetuning import training_function
 from .training.task_setup import predict  # `recipes.finetune.predict(folder, rows)`, as recipes/README.md shows
 
 
@@ -49,7 +49,8 @@ def main(argv=None):
     return run_cli(FinetuneArguments, training_function, argv, prog=PROG, description=__doc__)
 
 
-__all__ = ["RESULTS", "FinetuneArguments", "main", "parse_args", "predict", "training_function"]
+__all__ = ["FinetuneArguments", "main", "predict"]
+
 
 if __name__ == "__main__":
     main()

@@ -62,7 +62,7 @@ class ShardWriter:
     def __init__(self, folder: Path, split: str, number: int, dtype: np.dtype):
         self.folder, self.split, self.number, self.dtype = folder, split, number, dtype
         self.path = folder / (shard_name(split, number) + ".partial")
-        self.file = open(self.path, "wb")
+        self.file = open(self.path, "wb")  # noqa: SIM115  (open across `write` calls; `close` or `discard` closes it)
         self.sha256 = hashlib.sha256()
         self.tokens = self.documents = 0
 

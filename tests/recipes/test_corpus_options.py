@@ -1,5 +1,6 @@
 """recipes/data/corpus.py `--document_boundary` (a .txt file as one document, one per line or one per paragraph) and
-recipes/pretrain.py `draw_prompts` (the samples' prompts from the validation blocks when none are given)."""
+recipes/training/pretraining_samples.py `draw_prompts` (the samples' prompts from the validation blocks when none are
+given)."""
 
 import json
 
@@ -10,7 +11,9 @@ from modeling_gpt2 import load_gpt2_tokenizer
 from recipes import pretrain, train_tokenizer
 from recipes.core.errors import RecipeError
 from recipes.data import corpus
+from recipes.data import tokenizer as tokenizers_lib
 from recipes.data.corpus import load_documents, pack_blocks, split_blocks
+from recipes.training import pretraining_data, pretraining_samples
 
 # Blank lines of every kind: empty, spaces and a tab, several in a row; an indented line; no line break at the end.
 TEXT = "Alpha one.\nAlpha two.\n\n \t\nBeta, indented:\n    still Beta.\n\n\n\nGamma!"
@@ -66,9 +69,9 @@ def test_a_boundary_for_records_or_an_unknown_one_is_refused_before_anything_is_
         load_documents(train_files=[tmp_path / "plain.txt"], document_boundary="sentence")
 
 
-@pytest.mark.parametrize("recipe", [pretrain, train_tokenizer])
-def test_both_recipes_check_the_boundary_when_they_read_their_options(tmp_path, capsys, monkeypatch, recipe):
-    monkeypatch.setattr(recipe, "load_documents", lambda **kwargs: pytest.fail("read before the check"))
+@pytest.mark.parametrize(("recipe", "reader"), [(pretrain, pretraining_data), (train_tokenizer, tokenizers_lib)])
+def test_both_recipes_check_the_boundary_when_they_read_their_options(tmp_path, capsys, monkeypatch, recipe, reader):
+    monkeypatch.setattr(reader, "load_documents", lambda **kwargs: pytest.fail("read before the check"))
     (tmp_path / "rows.jsonl").write_text(json.dumps({"text": "a row"}) + "\n")
     options = ["--train_file", str(tmp_path / "rows.jsonl"), "--output_dir", str(tmp_path / "out")]
     options += ["--preset", "tiny"] if recipe is pretrain else []
@@ -88,13 +91,13 @@ def test_prompts_are_drawn_from_the_validation_blocks_the_same_for_a_seed():
     lines += [f"Held out line {i} of {word} words." for i, word in enumerate(["many", "few", "odd", "plain"] * 10)]
     blocks = pack_blocks(Dataset.from_dict({"text": lines}), tokenizer, block_size=16, separator_id=eos)
     _, validation = split_blocks(blocks, 0.25)  # about 60% of the held-out lines' tokens
-    prompts = pretrain.draw_prompts(validation, tokenizer, eos, 3, seed=0)
+    prompts = pretraining_samples.draw_prompts(validation, tokenizer, eos, 3, seed=0)
     assert len(prompts) == len(set(prompts)) == 3
     assert all(any(line.startswith(prompt) for line in lines[60:]) for prompt in prompts), prompts
-    assert all(len(tokenizer(prompt)["input_ids"]) <= pretrain.PROMPT_TOKENS for prompt in prompts)
-    assert pretrain.draw_prompts(validation, tokenizer, eos, 3, seed=0) == prompts
-    assert pretrain.draw_prompts(validation, tokenizer, eos, 3, seed=1) != prompts
-    assert pretrain.draw_prompts(validation, tokenizer, eos, 0, seed=0) == []
+    assert all(len(tokenizer(prompt)["input_ids"]) <= pretraining_samples.PROMPT_TOKENS for prompt in prompts)
+    assert pretraining_samples.draw_prompts(validation, tokenizer, eos, 3, seed=0) == prompts
+    assert pretraining_samples.draw_prompts(validation, tokenizer, eos, 3, seed=1) != prompts
+    assert pretraining_samples.draw_prompts(validation, tokenizer, eos, 0, seed=0) == []
 
 
 def test_a_block_gives_the_first_whole_words_of_a_line():
@@ -105,7 +108,7 @@ def test_a_block_gives_the_first_whole_words_of_a_line():
         ids = []
         for text in texts:
             ids += [eos] if text is None else tokenizer(text, add_special_tokens=False)["input_ids"]
-        return pretrain.block_prompt(tokenizer, ids, eos)
+        return pretraining_samples.block_prompt(tokenizer, ids, eos)
 
     # The first document that starts in the block; the one before it is cut.
     assert prompt("the end of one.", None, "ROMEO.\nBut soft", None, "next") == "ROMEO."

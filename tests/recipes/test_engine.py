@@ -28,9 +28,10 @@ from torch.utils.data import DataLoader
 from recipes import ablation, cli, finetune, pretrain
 from recipes.core import engine
 from recipes.core.accelerators import build_accelerator
-from recipes.core.arguments import run_configs
+from recipes.core.arguments import parse_arguments, run_configs
 from recipes.core.engine import Hooks, Schedule, TrainingLoop, TrainingProgress
 from recipes.core.options import TrainingOptions
+from recipes.training import finetune_options
 
 REPO = Path(__file__).parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -248,7 +249,7 @@ def test_accelerate_launch_of_the_script_with_the_demo_config(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------------
 # Run configs.
 
-RECIPES = {"pretrain": pretrain.parse_args, "finetune": finetune.parse_args}
+RECIPES = {"pretrain": pretrain.parse_args, "finetune": finetune_options.parse_args}
 REQUIRED = {
     "finetune": ["--task_type", "classification", "--model_name_or_path", "tiny"],
     "ablation": ["--pretrained", "runs/pretrain-gpt1"],
@@ -264,7 +265,7 @@ def test_every_training_run_config_parses_with_its_recipe(name):
     recipe = name.split("-")[0]
     values = yaml.safe_load(run_configs()[name].read_text())
     if recipe == "ablation":
-        (args,) = ablation.parse_arguments([ablation.AblationArguments], ["--config", name, *REQUIRED[recipe]])
+        (args,) = parse_arguments([ablation.AblationArguments], ["--config", name, *REQUIRED[recipe]])
     else:
         args = RECIPES[recipe](["--config", name, *REQUIRED.get(recipe, [])])
     for key, value in values.items():

@@ -27,7 +27,7 @@ from recipes.core.errors import RecipeError
 
 REPO = Path(__file__).parents[2]
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
-FSDP_CONFIG = REPO / "recipes" / "configs" / "fsdp.yaml"
+FSDP_CONFIG = REPO / "recipes" / "configs" / "launch" / "fsdp.yaml"
 # A tiny run without dropout (the masks differ per process): 8 steps of 2 x 2 x 2 blocks (4 x 2 in one process),
 # a loss logged every step, an evaluation and a checkpoint every 4.
 COMMON = [

@@ -21,6 +21,7 @@ from recipes.core import run_folder
 from recipes.core.checkpointing import MARKER, complete_checkpoints, file_digests
 from recipes.data.corpus import load_documents, pack_blocks
 from recipes.models.families import MODEL_FAMILIES
+from recipes.training import pretraining, pretraining_samples
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
 REPO = Path(__file__).parents[2]
@@ -242,7 +243,7 @@ def no_training(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("the recipe started preparing data before rejecting its input")
 
-    monkeypatch.setattr(pretrain, "get_dataloaders", forbidden)
+    monkeypatch.setattr(pretraining, "get_dataloaders", forbidden)
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
 
@@ -408,7 +409,7 @@ def test_samples_continue_prompts_drawn_from_the_validation_blocks(tmp_path):
     files = {"train_files": [tmp_path / "small.txt"], "validation_files": [tmp_path / "held_out.txt"]}
     validation = load_documents(**files, document_boundary="line")["validation"]
     blocks = pack_blocks(validation, tokenizer, 32, tokenizer.eos_token_id).select(range(16))  # --max_eval_samples
-    assert pretrain.draw_prompts(blocks, tokenizer, tokenizer.eos_token_id, 2, seed=0) == prompts
+    assert pretraining_samples.draw_prompts(blocks, tokenizer, tokenizer.eos_token_id, 2, seed=0) == prompts
 
 
 def test_push_to_hub_uploads_model_and_tokenizer_together(tmp_path, monkeypatch):

@@ -20,8 +20,9 @@ from safetensors.torch import load_file
 
 from modeling_gpt2 import load_gpt2_tokenizer
 from recipes import prepare_data, pretrain
-from recipes.data import corpus
+from recipes.data import corpus, document_streams, preparation
 from recipes.data.token_shards import INDEX, PROGRESS, ShardIndex, ShardWriter, TokenBlocks, token_dtype
+from recipes.training import pretraining, pretraining_data
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "shakespeare_sample.txt"
 REPO = Path(__file__).parents[2]
@@ -37,9 +38,9 @@ def gpt2():
 def small_pieces(monkeypatch):
     """Pieces of 2,000 characters, read 700 at a time: a document of the sample spans many reads and pieces."""
     monkeypatch.setattr(corpus, "PIECE_CHARS", 2000)
-    monkeypatch.setattr(prepare_data, "PIECE_CHARS", 2000)
-    monkeypatch.setattr(prepare_data, "READ_CHARS", 700)
-    monkeypatch.setattr(prepare_data, "CALL_CHARS", 5000)
+    monkeypatch.setattr(document_streams, "PIECE_CHARS", 2000)
+    monkeypatch.setattr(document_streams, "READ_CHARS", 700)
+    monkeypatch.setattr(document_streams, "CALL_CHARS", 5000)
 
 
 def documents_of(tmp_path) -> list[str]:
@@ -119,7 +120,7 @@ def test_text_files_are_read_as_streams_by_document_boundary(tmp_path, gpt2, sma
             path.write_text(text)
         paths.append(path)
     folder = prepare(tmp_path, "--train_file", *paths, "--document_boundary", boundary, "--validation_tokens", 2000)
-    texts = [path.read_text() if not compressed else lzma.open(path, "rt").read() for path in paths]
+    texts = [path.read_text() if not compressed else lzma.decompress(path.read_bytes()).decode() for path in paths]
     if boundary == "file":
         expected = texts
     elif boundary == "line":
@@ -132,9 +133,9 @@ def test_text_files_are_read_as_streams_by_document_boundary(tmp_path, gpt2, sma
 def test_a_long_file_is_cut_into_the_pieces_of_split_text(tmp_path, small_pieces):
     text = FIXTURE.read_text()
     (tmp_path / "a.txt").write_text(text)
-    assert list(prepare_data.file_pieces(tmp_path / "a.txt", exact=True)) == list(corpus.split_text(text))
+    assert list(document_streams.file_pieces(tmp_path / "a.txt", exact=True)) == list(corpus.split_text(text))
     (tmp_path / "blank.txt").write_text(" \n\n \t\n")
-    assert list(prepare_data.file_pieces(tmp_path / "blank.txt", exact=True)) == []
+    assert list(document_streams.file_pieces(tmp_path / "blank.txt", exact=True)) == []
 
 
 def test_a_validation_file_goes_to_the_validation_shards(tmp_path, gpt2, small_pieces):
@@ -155,8 +156,8 @@ def test_a_dataset_by_name_is_streamed_like_a_hub_dataset(tmp_path, gpt2, small_
     write_jsonl(dataset / "train.jsonl", documents[:6])
     write_jsonl(dataset / "validation.jsonl", documents[6:])
     calls = []
-    original = prepare_data.open_stream
-    monkeypatch.setattr(prepare_data, "open_stream", lambda *a, **k: calls.append((a, k)) or original(*a, **k))
+    original = document_streams.open_stream
+    monkeypatch.setattr(document_streams, "open_stream", lambda *a, **k: calls.append((a, k)) or original(*a, **k))
     options = ["--dataset_name", dataset, "--validation_split_name", "validation", "--max_documents", 3]
     folder = prepare(tmp_path, *options)
     assert all(args == (str(dataset),) for args, _ in calls)
@@ -252,7 +253,7 @@ def test_killed_preparation_resumes_to_the_same_shards(tmp_path, small_pieces, m
     if where == "mid_shard":
         prepare_killed(tmp_path, args, at_write=40)
     else:  # the shard is renamed into place, the progress not yet written
-        original, calls = prepare_data.write_json_atomically, {"n": 0}
+        original, calls = preparation.write_json_atomically, {"n": 0}
 
         def write_json(path, content):
             if path.name == PROGRESS:
@@ -262,7 +263,7 @@ def test_killed_preparation_resumes_to_the_same_shards(tmp_path, small_pieces, m
             return original(path, content)
 
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(prepare_data, "write_json_atomically", write_json)
+            patch.setattr(preparation, "write_json_atomically", write_json)
             with pytest.raises(Killed):
                 prepare(tmp_path, *args)
     assert (tmp_path / "shards" / PROGRESS).is_file() and not (tmp_path / "shards" / INDEX).exists()
@@ -286,14 +287,14 @@ def test_resume_continues_a_stream_from_its_state(tmp_path, small_pieces, monkey
     position = json.loads((tmp_path / "shards" / PROGRESS).read_text())["position"]
     assert position["state"]["stream"]  # the stream's own state
     loaded = []
-    original_load = prepare_data.Records.documents
+    original_load = document_streams.Records.documents
 
     def documents_seen(self, state):
         for item in original_load(self, state):
             loaded.append(item)
             yield item
 
-    monkeypatch.setattr(prepare_data.Records, "documents", documents_seen)
+    monkeypatch.setattr(document_streams.Records, "documents", documents_seen)
     prepare(tmp_path, *args)
     assert 0 < len(loaded) < len(documents)
     assert stream(tmp_path / "shards", "train").tobytes() == stream(reference, "train").tobytes()
@@ -389,7 +390,7 @@ def shards(tmp_path_factory):
     (tmp_path / "c.txt").write_text(FIXTURE.read_text()[:20000])
     folder = tmp_path / "shards"
     with pytest.MonkeyPatch.context() as patch:  # calls of 2,000 characters: several shards of ~1,024 tokens
-        patch.setattr(prepare_data, "CALL_CHARS", 2000)
+        patch.setattr(document_streams, "CALL_CHARS", 2000)
         prepare_data.main(["--train_file", str(tmp_path / "c.txt"), "--output_dir", str(folder), "--shard_tokens",
                            "1024", "--validation_tokens", "600", "--document_boundary", "paragraph"])  # fmt: skip
     return folder
@@ -450,7 +451,7 @@ def test_the_training_batches_are_the_blocks_of_the_shards(shards, tmp_path):
     class One:
         num_processes = 1
 
-    train, validation = pretrain.get_blocks(One(), args, tokenizer, index, 32)
+    train, validation = pretraining_data.get_blocks(One(), args, tokenizer, index, 32)
     ids = stream(shards, "train")
     assert len(train) == len(ids) // 32
     assert train[7]["input_ids"].tolist() == ids[7 * 32 : 8 * 32].tolist()
@@ -462,7 +463,7 @@ def no_training(monkeypatch):
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
-    monkeypatch.setattr(pretrain, "build_loop", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    monkeypatch.setattr(pretraining, "build_loop", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
     yield
     AcceleratorState._reset_state(reset_partial_state=True)
 

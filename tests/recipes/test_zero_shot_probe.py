@@ -53,7 +53,7 @@ def test_the_probe_scores_every_checkpoint_and_the_random_start(pretrained_run, 
     assert results["steps"] == [0, 2, 4, 6]  # fresh weights, the checkpoints (the last is the final model's step)
     assert set(results["tasks"]) == set(TASKS) and (tmp_path / "probe.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "probe.json").read_text()) == results
-    for family, task in results["tasks"].items():
+    for task in results["tasks"].values():
         assert task["test_rows"] == 12 and [point["step"] for point in task["by_step"]] == [0, 2, 4, 6]
         assert all(
             0 <= point["accuracy"] <= 1 and -1 <= point["matthews_correlation"] <= 1 for point in task["by_step"]

@@ -29,6 +29,7 @@ from recipes.core import checkpointing
 from recipes.core.checkpointing import latest_checkpoint
 from recipes.core.errors import RecipeError
 from recipes.core.run_lock import LOCK
+from recipes.training import finetune_options, finetuning
 
 MAX_STEPS, EVERY = 6, 2
 CASES = set()  # the case ids tried here, for the table check at the end
@@ -389,8 +390,8 @@ def test_a_sigterm_in_fine_tuning_saves_the_step_and_the_resume_is_exact(finetun
     assert "at step 5." in resumed.stdout
     expected_dir = finetune_reference["output_dir"]
     harness.assert_bitwise_equal(harness.weights(output_dir), harness.weights(expected_dir))  # the best model
-    expected = json.loads((expected_dir / finetune.RESULTS).read_text())
-    assert json.loads((output_dir / finetune.RESULTS).read_text()) == expected
+    expected = json.loads((expected_dir / finetuning.RESULTS).read_text())
+    assert json.loads((output_dir / finetuning.RESULTS).read_text()) == expected
     case("run-sigterm-finetune")
 
 
@@ -452,7 +453,7 @@ def test_an_option_out_of_range_stops_the_recipe_before_any_work(recipe, name, c
     required = (
         ["--preset", "tiny"] if recipe == "pretrain" else ["--model_name_or_path", "tiny", "--task_type", "entailment"]
     )
-    parse = pretrain.parse_args if recipe == "pretrain" else finetune.parse_args
+    parse = pretrain.parse_args if recipe == "pretrain" else finetune_options.parse_args
     with pytest.raises(SystemExit) as stopped:
         parse([*required, *options])
     assert stopped.value.code == 2

@@ -16,10 +16,9 @@ import pytest
 import torch
 
 from modeling_gpt1 import GPT1OriginsConfig, GPT1OriginsLMHeadModel, train_gpt1_tokenizer
-from recipes import finetune
 from recipes.core.errors import RecipeError
 from recipes.data.tasks import load_task_data
-from recipes.training import task_setup
+from recipes.training import finetune_options, task_setup
 
 REPO = Path(__file__).resolve().parents[2]
 POLARITY = [
@@ -212,7 +211,7 @@ def pretrained(tmp_path_factory) -> Path:
 def recipe_args(tmp_path, *options):
     train_file = tmp_path / "train.jsonl"
     train_file.write_bytes(jsonl(*POLARITY * 2))
-    return finetune.parse_args([*map(str, ["--task_type", "classification", "--train_file", train_file,
+    return finetune_options.parse_args([*map(str, ["--task_type", "classification", "--train_file", train_file,
                                            "--output_dir", tmp_path / "out", *options])])  # fmt: skip
 
 
