@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 17, point 4: GPT-2 124M pre-trained on one GPU in bf16 at sequence 1024 with torch.compile and SDPA (flash
+# The GPU check: GPT-2 124M pre-trained on one GPU in bf16 at sequence 1024 with torch.compile and SDPA (flash
 # kernels) for 300 steps, by the named run config itself (pretrain-gpt2-124M, on token shards of the bundled corpora
 # instead of FineWeb-Edu, 16 x 1024 tokens a step), then ours against transformers' GPT-2 in the same settings
 # (benchmark-gpu-pretrain). Prints tokens/s, MFU against the GPU's measured bf16 matmul peak, and the ratio.

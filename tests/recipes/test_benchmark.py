@@ -9,12 +9,15 @@ import yaml
 
 from modeling_gpt2 import GPT2OriginsConfig, GPT2OriginsLMHeadModel
 from recipes import benchmark
+from recipes.benchmarks import comparison
+from recipes.benchmarks.machine import training_flops_per_token
+from recipes.benchmarks.model_pairs import build_pair
 from recipes.core.arguments import parse_arguments, run_configs
 
 
 @pytest.mark.parametrize("family", ["gpt2", "gpt1"])
 def test_pair_has_identical_weights_and_outputs(family):
-    ours, reference = benchmark.build_pair(family, "tiny", "eager", vocab_size=97)
+    ours, reference = build_pair(family, "tiny", "eager", vocab_size=97)
     ids = torch.randint(0, 97, (2, 10))
     with torch.no_grad():
         torch.testing.assert_close(ours(ids).logits, reference(ids).logits)
@@ -55,7 +58,7 @@ def test_flops_per_token_counts_matrices_and_attention():
     config = GPT2OriginsConfig.from_preset("124M")
     # 6 x (12 layers x 12 x 768^2 + 50257 x 768) + 12 x 12 x 1024 x 768
     expected = 6 * (12 * 12 * 768**2 + 50257 * 768) + 12 * 12 * 1024 * 768
-    assert benchmark.training_flops_per_token(config, 1024) == expected
+    assert training_flops_per_token(config, 1024) == expected
 
 
 def test_cuda_without_a_device_is_a_clear_error(tmp_path, capsys):
@@ -110,7 +113,7 @@ BAD_OPTIONS = {
 @pytest.mark.parametrize("case", list(BAD_OPTIONS))
 def test_bad_options_stop_before_any_measurement(tmp_path, capsys, monkeypatch, case):
     options, message = BAD_OPTIONS[case]
-    monkeypatch.setattr(benchmark, "run", lambda args: pytest.fail("measured before the options were checked"))
+    monkeypatch.setattr(comparison, "run", lambda args: pytest.fail("measured before the options were checked"))
     with pytest.raises(SystemExit) as exit_info:
         benchmark.main([*TINY, *options, "--output_dir", str(tmp_path)])
     assert exit_info.value.code == 2
@@ -161,7 +164,7 @@ def test_a_trained_folder_with_its_int8_and_onednn_forms(tmp_path, trained_gpt2)
 
 
 def test_model_path_of_another_family_is_refused(tmp_path, capsys, trained_gpt2, monkeypatch):
-    monkeypatch.setattr(benchmark, "run", lambda args: pytest.fail("measured before the options were checked"))
+    monkeypatch.setattr(comparison, "run", lambda args: pytest.fail("measured before the options were checked"))
     with pytest.raises(SystemExit) as exit_info:
         benchmark.main(["--model_path", str(trained_gpt2), "--models", "gpt1", "--output_dir", str(tmp_path)])
     assert exit_info.value.code == 2
