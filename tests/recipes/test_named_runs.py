@@ -142,8 +142,14 @@ def test_hellaswag_zero_shot_of_the_trained_model(gpt2_run, tmp_path):
     run("recipes.evaluate_zero_shot", "--config", "zero-shot-hellaswag", "--model", gpt2_run, "--dataset_name",
         FIXTURES / "hellaswag", "--output_file", output_file)  # fmt: skip
     results = json.loads(output_file.read_text())
-    text = json.dumps(results)
-    assert "acc_norm" in text and '"acc"' in text
+    assert results["data"] == f"{FIXTURES / 'hellaswag'} (validation)"  # the config's split, of the given copy
+    assert results["settings"]["add_start_token"] is False  # as the harness: no <|endoftext|> before the context
+    metrics, predictions = results["metrics"], results["predictions"]
+    labels = predictions["labels"]
+    assert metrics["examples"] == len(labels) == 6 and metrics["choices"] == 24 and metrics["chance"] == 0.25
+    for metric, normalize in (("acc", "none"), ("acc_norm", "chars")):  # each figure is its predictions' accuracy
+        assert len(predictions[normalize]) == 6 and all(0 <= choice < 4 for choice in predictions[normalize])
+        assert metrics[metric] == sum(p == g for p, g in zip(predictions[normalize], labels)) / 6
 
 
 def test_the_gpu_check_script_and_its_report(gpt2_run, tmp_path):
