@@ -1,7 +1,7 @@
 """Text corpora for pre-training: documents from local files or the Hub, tokenised and packed into blocks.
 
 Everything here is `datasets`: files load with its builders (compressed files too), tokenisation and packing are
-`Dataset.map`, so results are cached on disk and re-used by the other processes of a distributed run.
+`Dataset.map`, so results are cached on disk and reused by the other processes of a distributed run.
 
 - `load_documents(...)`: a `DatasetDict` of documents with one column, `text`. A `.txt` file is one document, or one
   per non-blank line or per paragraph (`document_boundary`); `.json`/`.jsonl`/`.csv`/`.parquet` files hold one

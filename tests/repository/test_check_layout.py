@@ -65,3 +65,22 @@ def test_each_breach_is_reported(tmp_path, files, expected):
         assert problems == []
     else:
         assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_the_layers_are_the_folders_and_the_docs_show_them():
+    """The layers the check knows are recipes/' packages, and the trees of CONTRIBUTING.md and recipes/README.md show
+    each one in its place and (recipes/README.md) every module of it."""
+    recipes = REPO / "recipes"
+    packages = {init.parent.name for init in recipes.glob("*/__init__.py")}
+    assert packages == set(check_layout.LAYERS)
+    for document in (REPO / "CONTRIBUTING.md", recipes / "README.md"):
+        tree = document.read_text()
+        tree = tree[tree.index("```\nrecipes/") if "```\nrecipes/" in tree else tree.index("recipes/\n") :]
+        tree = tree[: tree.index("```", 4)]
+        positions = [tree.index(f"  {layer}/") for layer in check_layout.LAYERS]
+        assert positions == sorted(positions), document  # in the order of the layers
+    tree = (recipes / "README.md").read_text()
+    for layer in check_layout.LAYERS:
+        for module in (recipes / layer).rglob("*.py"):
+            if module.name != "__init__.py" and module.parent.parent.name != "metrics":
+                assert module.name in tree or f"{module.parent.name}/" in tree, module
