@@ -4,10 +4,11 @@ logits and greedy tokens the installed release computes; a release below the min
 
 Each release is installed once into `$GPT_ORIGINS_TEST_CACHE/transformers-envs/<version>` (`pip install --target`,
 with its dependencies, first on sys.path of a subprocess; torch is this environment's). Where this machine's package
-index cannot resolve a release's dependencies (transformers 5.25 needs `kernels>=0.19.1`, which the index here lacks),
-the release alone is installed and runs on this environment's dependencies, with hub kernels off (USE_HUB_KERNELS=0):
-the test says so in its output. The subprocess blocks any import of gpt-origins' packages, so only the folder's own
-code runs.
+index cannot resolve a release's dependencies, the release alone is installed and runs on this environment's
+dependencies, with hub kernels off (USE_HUB_KERNELS=0): the test says so in its output. The subprocess blocks any
+import of gpt-origins' packages, so only the folder's own code runs, and of `kernels` where the release's folder has
+none: transformers imports it whenever it is importable, and 5.12 fails at import with the kernels 0.19 that this
+environment's newer transformers brings.
 """
 
 import json
@@ -29,6 +30,7 @@ from modeling_gpt2.compat import MINIMUM_TRANSFORMERS
 
 BELOW_MINIMUM = "5.3.0"  # the last release before dataclass configs
 PROMPT = [[5, 17, 3, 88, 41, 9]]
+OPTIONAL = ("kernels",)  # optional dependencies of transformers that its releases import when present
 
 LOADER = textwrap.dedent(
     """
@@ -38,6 +40,8 @@ LOADER = textwrap.dedent(
         def find_spec(self, name, path, target=None):
             if name.split(".")[0] in ("modeling_gpt1", "modeling_gpt2", "gpt_origins_recipes", "recipes"):
                 raise ImportError(f"gpt-origins is not installed here ({name})")
+            if name.split(".")[0] in json.loads(sys.argv[3]):
+                raise ImportError(f"not a dependency of this release ({name})")
 
     sys.meta_path.insert(0, BlockGptOrigins())
     import torch, transformers
@@ -97,8 +101,20 @@ def release_env(version: str, with_dependencies: bool = True) -> tuple[Path, dic
 def run_release(target: Path, extra: dict, folders: dict, python_path: list[Path] = ()) -> subprocess.CompletedProcess:
     env = {**os.environ, **extra, "PYTHONPATH": os.pathsep.join(map(str, [target, *python_path]))}
     env["HF_MODULES_CACHE"] = str(next(iter(folders.values())).parent / f"modules-{target.name}")
+    # An optional dependency that the release's own folders lack is not taken from this environment: transformers
+    # imports `kernels` whenever it is importable, and 5.12 fails at import with the kernels 0.19 that 5.25 needs.
+    folders_of_release = [target, *python_path]
+    blocked = [name for name in OPTIONAL if not any((folder / name).is_dir() for folder in folders_of_release)]
+    blocked = blocked if not extra else []  # a release installed alone runs on this environment's dependencies
     return subprocess.run(
-        [sys.executable, "-c", LOADER, json.dumps(PROMPT), json.dumps({k: str(v) for k, v in folders.items()})],
+        [
+            sys.executable,
+            "-c",
+            LOADER,
+            json.dumps(PROMPT),
+            json.dumps({k: str(v) for k, v in folders.items()}),
+            json.dumps(blocked),
+        ],  # fmt: skip
         capture_output=True,
         text=True,
         env=env,
@@ -168,5 +184,8 @@ def test_a_release_below_the_minimum_is_an_error_naming_it(saved):
     assert f"this environment has transformers {BELOW_MINIMUM}" in done.stderr
     # The installed package says the same.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(old), str(minimum)])}
-    package = subprocess.run([sys.executable, "-c", "import modeling_gpt2"], capture_output=True, text=True, env=env)
+    no_kernels = "import sys; sys.modules['kernels'] = None; "  # as in run_release: not a dependency of these two
+    package = subprocess.run(
+        [sys.executable, "-c", no_kernels + "import modeling_gpt2"], capture_output=True, text=True, env=env
+    )
     assert package.returncode != 0 and f"transformers >= {MINIMUM_TRANSFORMERS}" in package.stderr
