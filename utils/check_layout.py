@@ -72,7 +72,7 @@ def check_imports(recipes: Path) -> list[str]:
                 problems.append(f"{where}:{node.lineno}: imports `recipes` by name; use a relative import")
         for line, target in imported_modules(tree, path, recipes):
             head = target[0] if target else ""
-            if head in entry_points and len(target) == 1 and path.stem != "cli":
+            if head in entry_points and len(target) == 1:
                 problems.append(f"{where}:{line}: imports the entry point recipes/{head}.py")
             elif layer is not None and head in LAYERS and LAYERS.index(head) > LAYERS.index(layer):
                 problems.append(f"{where}:{line}: the {layer} layer imports from the {head} layer above it")

@@ -15,17 +15,14 @@ from .arguments import parse_arguments
 from .errors import RecipeError, exit_with_error
 
 
-def run_cli(arguments, run: Callable, argv=None, *, prog: str, description: str | None = None, default_config=None):
-    """`run(args)` for the options `argv` gives an instance of the dataclass `arguments` (a list of dataclasses gives
-    `run` a tuple of instances); `default_config(namespace)` names a run config for a command line without
-    `--config`."""
-    many = isinstance(arguments, (list, tuple))
-    parsed = parse_arguments(
-        list(arguments) if many else [arguments], argv, prog=prog, description=description,
-        default_config=default_config,
-    )  # fmt: skip
+def run_cli(
+    arguments: type, run: Callable, argv=None, *, prog: str, description: str | None = None, default_config=None
+):
+    """`run(args)` for the instance of the dataclass `arguments` that `argv` gives; `default_config(namespace)` names a
+    run config for a command line without `--config`."""
+    (args,) = parse_arguments([arguments], argv, prog=prog, description=description, default_config=default_config)
     try:
-        return run(parsed if many else parsed[0])
+        return run(args)
     except RecipeError as error:
         exit_with_error(prog, error)
 
